@@ -1,0 +1,57 @@
+"""The FastAPI application. Never imports torch: specs are validated with `ml.spec` only."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api.limits import BodySizeLimit
+from api.routes import experiments, system
+from core.settings import get_settings
+from ml.spec import spec_json_schema
+
+API_PREFIX = "/api/v1"
+
+
+def create_app() -> FastAPI:
+    """Build the app with its routes under /api/v1 and OpenAPI docs at /docs."""
+    app = FastAPI(
+        title="trainlab",
+        version="0.1.0",
+        description="A REST training service for shared deep-learning lab servers.",
+    )
+    app.include_router(system.router, prefix=API_PREFIX)
+    app.include_router(experiments.router, prefix=API_PREFIX)
+    app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_request_bytes)
+
+    def openapi() -> dict:  # type: ignore[type-arg]
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            spec_schema = spec_json_schema()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(spec_schema.pop("$defs", {}))
+            components["ExperimentSpecDocument"] = spec_schema
+            app.openapi_schema = _rewrite_refs(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _rewrite_refs(node: object) -> object:
+    """Point the spec schema's local $defs references at OpenAPI components."""
+    if isinstance(node, dict):
+        return {
+            k: (
+                v.replace("#/$defs/", "#/components/schemas/")
+                if k == "$ref" and isinstance(v, str)
+                else _rewrite_refs(v)
+            )
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_rewrite_refs(v) for v in node]
+    return node
+
+
+app = create_app()

@@ -1,0 +1,89 @@
+"""Request and response schemas (separate from the ORM models)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from core.models import Experiment
+from core.repositories import durations
+
+
+class ExperimentBrief(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    kind: str
+    status: str
+    parent_id: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class Timings(BaseModel):
+    queued_seconds: float | None
+    run_seconds: float | None
+
+
+class ExperimentRead(ExperimentBrief):
+    spec: dict[str, Any]
+    summary: dict[str, Any] | None
+    error: str | None
+    error_reason: str | None
+    cancel_requested: bool
+    attempts: int
+    worker: str | None
+    timings: Timings
+    children: list[ExperimentBrief]
+
+    @classmethod
+    def of(cls, experiment: Experiment) -> ExperimentRead:
+        brief = ExperimentBrief.model_validate(experiment).model_dump()
+        return cls(
+            **brief,
+            spec=experiment.spec,
+            summary=experiment.summary,
+            error=experiment.error,
+            error_reason=experiment.error_reason,
+            cancel_requested=experiment.cancel_requested,
+            attempts=experiment.attempts,
+            worker=experiment.worker,
+            timings=Timings(**durations(experiment)),
+            children=[ExperimentBrief.model_validate(c) for c in experiment.children],
+        )
+
+
+class ExperimentList(BaseModel):
+    items: list[ExperimentBrief]
+    total: int
+    limit: int
+    offset: int
+
+
+class MetricRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    step: int
+    split: str
+    name: str
+    value: float
+
+
+class ArtifactRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    size: int
+    content_type: str
+    created_at: datetime
+    url: str
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    broker: str

@@ -1,0 +1,58 @@
+"""The Celery app object and task names. The API sends tasks by name; only workers import the
+task code."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from celery import Celery
+
+from core.settings import Settings, get_settings
+
+TASK_RUN_EXPERIMENT = "trainlab.run_experiment"
+DEFAULT_QUEUE = "trainlab"
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app for long jobs: late acks, one prefetched task, no result backend (the
+    database holds every result)."""
+    app = Celery("trainlab", broker=settings.resolved_broker_url)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue=DEFAULT_QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    if app.conf.broker_url.startswith("filesystem"):
+        folder = settings.broker_folder
+        for sub in ("queue", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+            "polling_interval": settings.broker_polling_interval,
+        }
+    else:
+        # Redis: long trainings must not be redelivered while still running.
+        app.conf.broker_transport_options = {"visibility_timeout": 12 * 3600}
+    return app
+
+
+@lru_cache
+def get_celery_app() -> Celery:
+    """The process-wide Celery app for the configured broker."""
+    return make_celery(get_settings())
+
+
+def send_run_experiment(experiment_id: int) -> None:
+    """Queue "run experiment N" (the only thing the broker ever carries)."""
+    get_celery_app().send_task(TASK_RUN_EXPERIMENT, args=[experiment_id], queue=DEFAULT_QUEUE)

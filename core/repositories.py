@@ -1,0 +1,194 @@
+"""All queries live here. Repositories query and flush; routes and tasks commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.models import FINAL_STATUSES, Artifact, Experiment, Metric, Status, utcnow
+
+
+class ExperimentRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(self, *, name: str, kind: str, spec: dict[str, Any], parent_id: int | None = None) -> Experiment:
+        experiment = Experiment(name=name, kind=kind, spec=spec, parent_id=parent_id, status=Status.queued)
+        self.session.add(experiment)
+        self.session.flush()
+        return experiment
+
+    def get(self, experiment_id: int) -> Experiment | None:
+        return self.session.get(Experiment, experiment_id)
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        name: str | None = None,
+        parent_id: int | None = None,
+        top_level: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[Sequence[Experiment], int]:
+        """Newest first, with the total count of matching rows."""
+        query = select(Experiment)
+        if status:
+            query = query.where(Experiment.status == status)
+        if kind:
+            query = query.where(Experiment.kind == kind)
+        if name:
+            query = query.where(Experiment.name.contains(name, autoescape=True))
+        if parent_id is not None:
+            query = query.where(Experiment.parent_id == parent_id)
+        elif top_level:
+            query = query.where(Experiment.parent_id.is_(None))
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self.session.scalars(query.order_by(Experiment.id.desc()).limit(limit).offset(offset)).all()
+        return rows, total
+
+    def claim(self, experiment_id: int, worker: str) -> bool:
+        """Move a queued experiment to running for this worker; False if someone else has it."""
+        now = utcnow()
+        result = self.session.execute(
+            update(Experiment)
+            .where(
+                Experiment.id == experiment_id,
+                Experiment.status == Status.queued,
+                Experiment.cancel_requested.is_(False),
+            )
+            .values(
+                status=Status.running,
+                started_at=now,
+                heartbeat_at=now,
+                worker=worker,
+                attempts=Experiment.attempts + 1,
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def heartbeat(self, experiment_id: int) -> None:
+        self.session.execute(
+            update(Experiment)
+            .where(Experiment.id == experiment_id, Experiment.status == Status.running)
+            .values(heartbeat_at=utcnow())
+        )
+
+    def cancel_requested(self, experiment_id: int) -> bool:
+        value = self.session.scalar(select(Experiment.cancel_requested).where(Experiment.id == experiment_id))
+        return bool(value)
+
+    def finish(
+        self,
+        experiment_id: int,
+        status: Status,
+        *,
+        summary: dict[str, Any] | None = None,
+        error: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Record a final state for a running experiment; False if it was not running."""
+        result = self.session.execute(
+            update(Experiment)
+            .where(Experiment.id == experiment_id, Experiment.status == Status.running)
+            .values(status=status, summary=summary, error=error, error_reason=reason, finished_at=utcnow())
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def request_cancel(self, experiment: Experiment) -> None:
+        """Queued: cancelled now. Running: flagged; the worker stops at its next check."""
+        if experiment.status in FINAL_STATUSES:
+            return
+        experiment.cancel_requested = True
+        if experiment.status == Status.queued:
+            experiment.status = Status.cancelled
+            experiment.finished_at = utcnow()
+        self.session.flush()
+
+    def counts_by_status(self) -> dict[str, int]:
+        rows = self.session.execute(select(Experiment.status, func.count()).group_by(Experiment.status))
+        return {status: count for status, count in rows}
+
+
+class MetricRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_many(self, experiment_id: int, rows: Iterable[tuple[int, str, str, float]]) -> None:
+        """Insert (step, split, name, value) rows; a row already stored is left as it is."""
+        values = [
+            {"experiment_id": experiment_id, "step": s, "split": sp, "name": n, "value": float(v)}
+            for s, sp, n, v in rows
+        ]
+        if not values:
+            return
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(Metric)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["experiment_id", "step", "split", "name"])
+        )
+        self.session.execute(statement)
+
+    def series(self, experiment_id: int, *, split: str | None = None, name: str | None = None) -> Sequence[Metric]:
+        query = select(Metric).where(Metric.experiment_id == experiment_id)
+        if split:
+            query = query.where(Metric.split == split)
+        if name:
+            query = query.where(Metric.name == name)
+        return self.session.scalars(query.order_by(Metric.step, Metric.split, Metric.name)).all()
+
+    def last_step(self, experiment_id: int) -> int:
+        return self.session.scalar(select(func.max(Metric.step)).where(Metric.experiment_id == experiment_id)) or 0
+
+
+class ArtifactRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def put(self, experiment_id: int, name: str, key: str, size: int, content_type: str) -> Artifact:
+        artifact = self.get(experiment_id, name)
+        if artifact is None:
+            artifact = Artifact(experiment_id=experiment_id, name=name)
+            self.session.add(artifact)
+        artifact.key, artifact.size, artifact.content_type = key, size, content_type
+        artifact.created_at = utcnow()
+        self.session.flush()
+        return artifact
+
+    def get(self, experiment_id: int, name: str) -> Artifact | None:
+        return self.session.scalar(
+            select(Artifact).where(Artifact.experiment_id == experiment_id, Artifact.name == name)
+        )
+
+    def list(self, experiment_id: int) -> Sequence[Artifact]:
+        return self.session.scalars(
+            select(Artifact).where(Artifact.experiment_id == experiment_id).order_by(Artifact.name)
+        ).all()
+
+
+def durations(experiment: Experiment) -> dict[str, float | None]:
+    """Seconds spent queued and running (None while not known yet)."""
+
+    def seconds(a: datetime | None, b: datetime | None) -> float | None:
+        if a is None or b is None:
+            return None
+        return round((_aware(b) - _aware(a)).total_seconds(), 3)
+
+    return {
+        "queued_seconds": seconds(experiment.created_at, experiment.started_at),
+        "run_seconds": seconds(experiment.started_at, experiment.finished_at),
+    }
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

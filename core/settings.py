@@ -1,0 +1,58 @@
+"""One Settings class; every value comes from a TRAINLAB_* environment variable."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service configuration. Defaults give the embedded set-up: SQLite and a filesystem broker
+    under one data directory, no server needed."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAINLAB_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".trainlab"), description="Holds the SQLite file, broker and artifacts.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir.")
+    broker_url: str | None = Field(default=None, description="Celery broker; default filesystem:// in data_dir.")
+    broker_polling_interval: float = Field(default=0.1, gt=0, description="Filesystem broker poll (s).")
+    artifact_dir: Path | None = Field(default=None, description="Default: data_dir/artifacts.")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    worker_concurrency: int = Field(default=1, ge=1, description="Experiments one worker runs at once.")
+    worker_queues: str = Field(default="trainlab", description="Comma-separated queues a worker consumes.")
+    torch_threads: int | None = Field(default=None, ge=1, description="Default: cores / concurrency.")
+    cancel_poll_seconds: float = Field(default=0.5, gt=0, description="How often a run checks for cancel.")
+    max_request_bytes: int = Field(default=100 * 1024 * 1024, description="Body size limit (413 above).")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'trainlab.db').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_folder(self) -> Path:
+        return (self.data_dir / "broker").resolve()
+
+    @property
+    def resolved_artifact_dir(self) -> Path:
+        return (self.artifact_dir or self.data_dir / "artifacts").resolve()
+
+    def threads_per_worker_process(self) -> int:
+        """Torch threads per worker process, so processes x threads never exceeds the cores."""
+        if self.torch_threads:
+            return self.torch_threads
+        return max(1, (os.cpu_count() or 1) // self.worker_concurrency)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()

@@ -1,0 +1,52 @@
+"""The callbacks through which a run talks to whoever hosts it (a notebook, a worker).
+
+Every hook does nothing by default, so a caller overrides only what it needs (skorch's rule).
+`ml` never knows where the metrics or artifacts go: a Celery worker persists them to SQL, a
+notebook may print them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class Reporter:
+    """Receives progress from a run. Subclass and override the hooks you need."""
+
+    def on_epoch_end(self, step: int, metrics: Mapping[str, Mapping[str, float]]) -> None:
+        """Called once per epoch (or per logging step) with ``{split: {name: value}}``."""
+
+    def should_stop(self) -> bool:
+        """Polled between batches; return True to cancel the run (it raises `Cancelled`)."""
+        return False
+
+    def save_artifact(self, name: str, data: bytes, content_type: str) -> None:
+        """Store a file produced by the run (a plot, predictions, weights)."""
+
+    def log(self, message: str) -> None:
+        """A human-readable progress line."""
+
+
+class RecordingReporter(Reporter):
+    """Keeps everything in memory: handy in notebooks and unit tests."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float | int | str]] = []
+        self.artifacts: dict[str, bytes] = {}
+        self.messages: list[str] = []
+
+    def on_epoch_end(self, step: int, metrics: Mapping[str, Mapping[str, float]]) -> None:
+        for split, values in metrics.items():
+            for name, value in values.items():
+                self.rows.append({"step": step, "split": split, "name": name, "value": float(value)})
+
+    def save_artifact(self, name: str, data: bytes, content_type: str) -> None:
+        self.artifacts[name] = data
+
+    def log(self, message: str) -> None:
+        self.messages.append(message)
+
+    def series(self, split: str, name: str) -> list[float]:
+        """The values of one metric in step order."""
+        rows = [r for r in self.rows if r["split"] == split and r["name"] == name]
+        return [float(r["value"]) for r in sorted(rows, key=lambda r: int(r["step"]))]

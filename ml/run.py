@@ -1,0 +1,143 @@
+"""Run an experiment spec end to end: spec -> data -> preprocessing -> model -> training ->
+evaluation -> summary. This is the entry point a worker (or a notebook) calls."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from ml.data import Dataset, load_dataset, split_dataset
+from ml.device import resolve_device
+from ml.models import build_model
+from ml.preprocess import fit_preprocessing
+from ml.reporter import Reporter
+from ml.spec import PinnExperimentSpec, TrainExperimentSpec, parse_spec
+from ml.train import Tensors, fit
+
+UploadResolver = Callable[[str, Any], Dataset]
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed numpy and torch; return the generator that orders batches."""
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def _tensors(X: np.ndarray, y: np.ndarray, task: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    target_dtype = torch.long if task == "classification" else torch.float32
+    return (
+        torch.as_tensor(X, dtype=torch.float32, device=device),
+        torch.as_tensor(y, dtype=target_dtype, device=device),
+    )
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, X: torch.Tensor, task: str, batch_size: int = 8192) -> np.ndarray:
+    """Class probabilities (classification) or predicted values (regression), as numpy."""
+    model.eval()
+    outs = [model(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+    out = torch.cat(outs) if outs else torch.empty(0)
+    out = out.softmax(dim=1) if task == "classification" else out.squeeze(-1)
+    return out.float().cpu().numpy()
+
+
+def run_train(
+    spec: TrainExperimentSpec,
+    reporter: Reporter,
+    device: torch.device | None = None,
+    resolve_upload: UploadResolver | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate one model.
+
+    Args:
+        spec: a validated ``train`` spec.
+        reporter: receives metrics and artifacts; polled for cancellation.
+        device: where to train (default: the spec's choice).
+        resolve_upload: loads ``dataset/<id>`` sources.
+
+    Returns:
+        The JSON-able summary (``test`` holds the final test metrics).
+    """
+    from ml.evaluation import evaluate_run
+
+    started = time.perf_counter()
+    generator = seed_everything(spec.seed)
+    device = device or resolve_device(spec.train.device)
+    data = load_dataset(spec.data, spec.seed, resolve_upload)
+    split = split_dataset(data, spec.data.split.test, spec.data.split.validation, spec.data.split.stratify, spec.seed)
+    pipeline, X_train = fit_preprocessing(spec.preprocess, data.X[split.train], data.feature_names)
+    X_val, X_test = pipeline.transform(data.X[split.validation]), pipeline.transform(data.X[split.test])
+
+    Xt, yt = _tensors(X_train, data.y[split.train], data.task, device)
+    Xv, yv = _tensors(X_val, data.y[split.validation], data.task, device)
+    n_outputs = data.n_classes if data.task == "classification" else 1
+    model = build_model(spec.model, X_train.shape[1], n_outputs).to(device)
+    reporter.log(f"training on {device}: {len(split.train)} train / {len(split.validation)} validation rows")
+    fit_started = time.perf_counter()
+    history = fit(model, Tensors(Xt, yt, Xv, yv), spec.train, data.task, reporter, generator)
+    training_seconds = time.perf_counter() - fit_started
+
+    Xs, _ = _tensors(X_test, data.y[split.test], data.task, device)
+    summary = evaluate_run(
+        spec=spec,
+        data=data,
+        split=split,
+        history=history,
+        val_output=predict(model, Xv, data.task),
+        test_output=predict(model, Xs, data.task),
+        reporter=reporter,
+    )
+    summary.update(
+        {
+            "task": data.task,
+            "dataset": {
+                "source": spec.data.source,
+                "rows": int(len(data.y)),
+                "features": int(data.X.shape[1]),
+                "classes": data.class_names,
+                "split": {k: int(len(getattr(split, k))) for k in ("train", "validation", "test")},
+            },
+            "preprocess": pipeline.reports,
+            "epochs_run": history.epochs_run,
+            "best_epoch": history.best_epoch,
+            "stopped_early": history.stopped_early,
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "device": str(device),
+            "training_seconds": round(training_seconds, 3),
+            "total_seconds": round(time.perf_counter() - started, 3),
+        }
+    )
+    return summary
+
+
+def _run_pinn(
+    spec: PinnExperimentSpec, reporter: Reporter, device: torch.device | None = None, **_: Any
+) -> dict[str, Any]:
+    from ml.pinn import run_pinn
+
+    return run_pinn(spec, reporter, device)
+
+
+# kind -> runner. Fan-out kinds (kfold, search, ensemble, compare) are planned by the host,
+# which runs each child through this same table.
+RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "train": run_train,
+    "pinn": _run_pinn,
+}
+
+
+def run_experiment(
+    spec: Any,
+    reporter: Reporter | None = None,
+    device: torch.device | None = None,
+    resolve_upload: UploadResolver | None = None,
+) -> dict[str, Any]:
+    """Run any experiment kind from a spec model or dict; returns its summary."""
+    if isinstance(spec, dict):
+        spec = parse_spec(spec)
+    return RUNNERS[spec.kind](spec, reporter or Reporter(), device=device, resolve_upload=resolve_upload)

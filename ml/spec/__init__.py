@@ -1,0 +1,62 @@
+"""The experiment spec: the typed contract between the API and the workers.
+
+Pydantic v2 only — importing this package never imports torch, numpy or scikit-learn, so the
+API process stays light. `parse_spec` turns a dict into the right experiment kind.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter
+
+from ml.spec.base import ExperimentHeader, StrictModel
+from ml.spec.data import BUILTIN_SOURCES, DataSpec, PreprocessStep, SplitSpec
+from ml.spec.evaluate import EvaluateSpec
+from ml.spec.experiments import TrainExperimentSpec
+from ml.spec.model import ModelSpec
+from ml.spec.pinn import PinnExperimentSpec
+from ml.spec.training import EarlyStoppingSpec, OptimizerSpec, TrainSpec
+
+ExperimentSpec = Annotated[
+    TrainExperimentSpec | PinnExperimentSpec,
+    Field(discriminator="kind"),
+]
+
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(ExperimentSpec)
+
+
+def parse_spec(data: Any) -> TrainExperimentSpec | PinnExperimentSpec:
+    """Validate a spec dict (``kind`` defaults to ``train``).
+
+    Raises:
+        pydantic.ValidationError: with the path and the allowed values of each bad field.
+    """
+    if isinstance(data, dict) and "kind" not in data:
+        data = {**data, "kind": "train"}
+    return _ADAPTER.validate_python(data)
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema of every experiment kind, for clients that validate before submitting."""
+    return _ADAPTER.json_schema()
+
+
+__all__ = [
+    "BUILTIN_SOURCES",
+    "DataSpec",
+    "EarlyStoppingSpec",
+    "EvaluateSpec",
+    "ExperimentHeader",
+    "ExperimentSpec",
+    "ModelSpec",
+    "OptimizerSpec",
+    "PinnExperimentSpec",
+    "PreprocessStep",
+    "SplitSpec",
+    "StrictModel",
+    "TrainExperimentSpec",
+    "TrainSpec",
+    "parse_spec",
+    "spec_json_schema",
+]

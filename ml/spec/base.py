@@ -1,0 +1,26 @@
+"""Shared pieces of every spec model. Pydantic only: importing this never imports torch."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Bounds that keep one spec from exhausting a shared server (each violation is a 422 naming it).
+MAX_EPOCHS = 5000
+MAX_WIDTH = 4096
+MAX_LAYERS = 32
+MAX_BATCH_SIZE = 65536
+MAX_SAMPLES = 1_000_000
+
+
+class StrictModel(BaseModel):
+    """Base of every spec block: unknown fields are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class ExperimentHeader(StrictModel):
+    """Fields every experiment kind carries."""
+
+    name: str = Field(min_length=1, max_length=200, description="A label for people; not unique.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seeds data, splits and weights.")
+    description: str | None = Field(default=None, max_length=5000)

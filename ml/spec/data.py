@@ -1,0 +1,67 @@
+"""Where the data comes from, how it is split, and how it is prepared."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ml.spec.base import StrictModel
+
+BUILTIN_SOURCES = (
+    "builtin/digits",
+    "builtin/breast_cancer",
+    "builtin/iris",
+    "builtin/wine",
+    "builtin/diabetes",
+    "synthetic/moons",
+    "synthetic/circles",
+    "synthetic/spirals",
+    "synthetic/imbalanced",
+    "synthetic/regression",
+)
+# A source is one of BUILTIN_SOURCES or "dataset/<id>" (an upload).
+SOURCE_PATTERN = r"^(builtin/[a-z_]+|synthetic/[a-z_]+|dataset/[0-9]+)$"
+
+
+class SplitSpec(StrictModel):
+    """Train/validation/test fractions. The test part is sealed until the final evaluation."""
+
+    test: float = Field(default=0.2, gt=0.0, lt=0.9, description="Fraction held out for the final test.")
+    validation: float = Field(default=0.2, ge=0.0, lt=0.9, description="Fraction of the rest used for validation.")
+    stratify: bool = Field(default=True, description="Keep class proportions in every part.")
+
+
+class DataSpec(StrictModel):
+    """The data set and its split."""
+
+    source: str = Field(
+        pattern=SOURCE_PATTERN,
+        description="One of " + ", ".join(BUILTIN_SOURCES) + ", or dataset/<id> for an upload.",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Generator options, e.g. n_samples, noise, positive_fraction, n_features.",
+    )
+    target: str | None = Field(default=None, description="Target column of an uploaded CSV.")
+    task: Literal["classification", "regression"] | None = Field(
+        default=None, description="Inferred from the source when omitted."
+    )
+    split: SplitSpec = Field(default_factory=SplitSpec)
+
+    @model_validator(mode="after")
+    def _known_source(self) -> DataSpec:
+        if not self.source.startswith("dataset/") and self.source not in BUILTIN_SOURCES:
+            raise ValueError(
+                f"unknown data source {self.source!r}; allowed: " + ", ".join(BUILTIN_SOURCES) + ", dataset/<id>"
+            )
+        n = self.options.get("n_samples")
+        if n is not None and (not isinstance(n, int) or not 10 <= n <= 1_000_000):
+            raise ValueError("options.n_samples must be an integer between 10 and 1000000")
+        return self
+
+
+class PreprocessStep(StrictModel):
+    """One step of the preprocessing pipeline, fitted on the training part only."""
+
+    step: Literal["standardize"] = Field(description="The step's name.")

@@ -1,0 +1,186 @@
+"""The training loop: one readable function, top to bottom.
+
+Why it looks the way it does:
+- the data lives as tensors on the device and is batched by index (a shuffled index tensor),
+  so there is no per-row DataLoader and no host<->device copy per batch;
+- running sums stay on the device; the host reads them once per epoch (one sync per epoch);
+- the reporter is polled between batches so a cancel takes effect within a batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ml.errors import Cancelled, TrainingDiverged
+from ml.optim import build_optimizer
+from ml.reporter import Reporter
+from ml.spec import TrainSpec
+
+# A finite loss this many times larger than the first epoch's counts as diverged too.
+EXPLOSION_FACTOR = 1e6
+
+
+@dataclass
+class Tensors:
+    """The three parts of the data, already on the training device."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+
+
+@dataclass
+class History:
+    """Per-epoch values by split and name, plus where the run ended."""
+
+    series: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    best_epoch: int = 0
+    epochs_run: int = 0
+    stopped_early: bool = False
+
+    def add(self, split: str, name: str, value: float) -> None:
+        self.series.setdefault(split, {}).setdefault(name, []).append(value)
+
+
+def loss_function(task: str) -> nn.Module:
+    """Cross-entropy on logits for classification, mean squared error for regression."""
+    return nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
+
+
+def _task_metric(task: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Sum of correct predictions (classification) or of squared errors (regression)."""
+    if task == "classification":
+        return (output.argmax(dim=1) == target).sum()
+    return ((output.squeeze(-1) - target) ** 2).sum()
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str, batch_size: int = 8192
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and summed task metric over a split, in eval mode (dropout off)."""
+    model.eval()
+    criterion = loss_function(task)
+    total = torch.zeros((), device=X.device)
+    metric = torch.zeros((), device=X.device)
+    for start in range(0, len(X), batch_size):
+        out = model(X[start : start + batch_size])
+        target = y[start : start + batch_size]
+        total += criterion(_fit_shape(out, task), target) * len(target)
+        metric += _task_metric(task, out, target)
+    return total / max(len(X), 1), metric
+
+
+def _fit_shape(output: torch.Tensor, task: str) -> torch.Tensor:
+    return output if task == "classification" else output.squeeze(-1)
+
+
+def fit(
+    model: nn.Module,
+    data: Tensors,
+    spec: TrainSpec,
+    task: str,
+    reporter: Reporter,
+    generator: torch.Generator,
+) -> History:
+    """Train `model` in place on `data` as `spec` says.
+
+    Args:
+        model: the network, already on the device of the tensors.
+        data: train and validation tensors.
+        spec: epochs, batch size, optimizer, early stopping.
+        task: ``classification`` or ``regression``.
+        reporter: receives per-epoch metrics and is polled for cancellation.
+        generator: the seeded generator that shuffles batches (determinism).
+
+    Returns:
+        The learning curves and where training stopped.
+
+    Raises:
+        Cancelled: the reporter asked to stop.
+        TrainingDiverged: the loss became nan/inf or exploded.
+    """
+    optimizer = build_optimizer(model.parameters(), spec.optimizer)
+    criterion = loss_function(task)
+    metric_name = "accuracy" if task == "classification" else "rmse"
+    history = History()
+    n = len(data.X_train)
+    stopping = spec.early_stopping
+    best_val, best_state, first_loss = math.inf, None, None
+    device = data.X_train.device
+
+    for epoch in range(1, spec.epochs + 1):
+        model.train()
+        # Shuffle on the CPU with the seeded generator (same order on every device).
+        order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
+        loss_sum = torch.zeros((), device=device)
+        metric_sum = torch.zeros((), device=device)
+        for start in range(0, n, spec.batch_size):
+            if reporter.should_stop():
+                raise Cancelled(f"cancelled during epoch {epoch}")
+            idx = order[start : start + spec.batch_size]
+            xb, yb = data.X_train[idx], data.y_train[idx]
+            output = model(xb)
+            loss = criterion(_fit_shape(output, task), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(idx)
+            metric_sum += _task_metric(task, output.detach(), yb)
+
+        val_loss, val_metric = evaluate_loss(model, data.X_val, data.y_val, task)
+        # The one host sync of the epoch.
+        train_loss, train_metric, v_loss, v_metric = torch.stack(
+            [loss_sum / n, metric_sum, val_loss, val_metric]
+        ).tolist()
+        lr = optimizer.param_groups[0]["lr"]
+        _check_divergence(train_loss, first_loss, epoch, lr)
+        first_loss = train_loss if first_loss is None else first_loss
+
+        values = {
+            "train": {"loss": train_loss, metric_name: _finish_metric(task, train_metric, n), "lr": lr},
+        }
+        if len(data.X_val):
+            values["validation"] = {"loss": v_loss, metric_name: _finish_metric(task, v_metric, len(data.X_val))}
+        for split, named in values.items():
+            for name, value in named.items():
+                history.add(split, name, value)
+        history.epochs_run = epoch
+        reporter.on_epoch_end(epoch, values)
+
+        monitored = v_loss if len(data.X_val) else train_loss
+        if monitored < best_val - (stopping.min_delta if stopping else 0.0):
+            best_val, history.best_epoch = monitored, epoch
+            if stopping and stopping.restore_best:
+                best_state = copy.deepcopy(model.state_dict())
+        elif stopping and epoch - history.best_epoch >= stopping.patience:
+            history.stopped_early = True
+            reporter.log(f"early stop at epoch {epoch}: validation loss best at epoch {history.best_epoch}")
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+def _finish_metric(task: str, total: float, count: int) -> float:
+    return total / count if task == "classification" else math.sqrt(total / count)
+
+
+def _check_divergence(loss: float, first_loss: float | None, epoch: int, lr: float) -> None:
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"diverged at epoch {epoch}: loss is {loss}; the learning rate {lr:g} is probably too "
+            "large (try 10x smaller, or a warm-up)"
+        )
+    if first_loss is not None and first_loss > 0 and loss > EXPLOSION_FACTOR * first_loss:
+        raise TrainingDiverged(
+            f"diverged at epoch {epoch}: loss exploded to {loss:.3g} from {first_loss:.3g}; the "
+            f"learning rate {lr:g} is probably too large"
+        )

@@ -1,0 +1,172 @@
+"""Real services for integration tests: a throwaway PostgreSQL database, a Redis database number
+of the test run's own, and the API plus worker processes started as a user would start them.
+
+Outside CI an unreachable PostgreSQL or Redis skips the test with the reason; in CI (CI=true)
+it fails, so the integration suite can never silently not run there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("TRAINLAB_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TRAINLAB_TEST_REDIS", "redis://127.0.0.1:6379")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> None:
+    """Skip outside CI, fail in CI."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: integration tests must run)")
+    pytest.skip(reason)
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """Create a uniquely named database, yield its URL, drop it afterwards."""
+    from sqlalchemy import create_engine, text
+
+    name = f"trainlab_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        unavailable(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {type(exc).__name__}")
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def throwaway_redis() -> Iterator[str]:
+    """A Redis database number of this test process's own, flushed before and after."""
+    import redis
+
+    number = 1 + (os.getpid() % 15)
+    url = f"{REDIS_URL}/{number}"
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    except Exception as exc:
+        unavailable(f"Redis unreachable at {REDIS_URL}: {type(exc).__name__}")
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Service:
+    """The API and N worker processes, started with the `trainlab` command like a user would."""
+
+    def __init__(self, env: dict[str, str], data_dir: Path, workers: int = 1) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        self.env = {**os.environ, **env, "TRAINLAB_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+        self.logs = data_dir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.api: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.n_workers = workers
+
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / log_name, "ab")  # noqa: SIM115 (lives as long as the process)
+        return subprocess.Popen(
+            [sys.executable, "-m", "trainlab.cli", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+
+    def start(self) -> Service:
+        subprocess.run(
+            [sys.executable, "-m", "trainlab.cli", "migrate"], cwd=ROOT, env=self.env, check=True, capture_output=True
+        )
+        self.api = self._spawn(["serve", "--port", str(self.port)], "api.log")
+        for i in range(self.n_workers):
+            self.start_worker(f"w{i}")
+        self.wait_healthy()
+        return self
+
+    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+        proc = self._spawn(["worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}"], f"worker-{name}.log")
+        self.workers.append(proc)
+        return proc
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"API did not become healthy; log:\n{self.log('api.log')}")
+
+    def log(self, name: str) -> str:
+        path = self.logs / name
+        return path.read_text(errors="replace")[-5000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.api]:
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in [*self.workers, self.api]:
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def wait_for(self, experiment_id: int, statuses: tuple[str, ...], timeout: float = 120) -> dict:
+        """Poll until the experiment is in one of `statuses`; fail with the logs otherwise."""
+        deadline = time.monotonic() + timeout
+        experiment: dict = {}
+        while time.monotonic() < deadline:
+            experiment = httpx.get(f"{self.url}/api/v1/experiments/{experiment_id}", timeout=5).json()
+            if experiment["status"] in statuses:
+                return experiment
+            time.sleep(0.2)
+        worker_logs = "\n".join(self.log(p.name) for p in self.logs.glob("worker-*.log"))
+        raise AssertionError(f"experiment {experiment_id} is {experiment.get('status')}; worker logs:\n{worker_logs}")
+
+
+@contextmanager
+def running_service(env: dict[str, str], data_dir: Path, workers: int = 1) -> Iterator[Service]:
+    service = Service(env, data_dir, workers)
+    try:
+        yield service.start()
+    finally:
+        service.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Celery tasks: take an experiment id, run `ml`, persist. Thin: no ML logic here."""

@@ -1,0 +1,71 @@
+"""The Celery task that runs one experiment. It takes an id, re-reads the row, claims it, runs
+`ml` and records the final state. `ml` is imported inside the task, after the worker process
+has forked and set its thread count."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+
+from core.artifacts import LocalArtifactStore
+from core.celery_app import TASK_RUN_EXPERIMENT, get_celery_app
+from core.db import session_scope
+from core.models import Status
+from core.repositories import ExperimentRepository
+from core.settings import get_settings
+from workers.reporter import DatabaseReporter
+
+log = logging.getLogger(__name__)
+app = get_celery_app()
+
+
+def _finish(experiment_id: int, status: Status, **fields: Any) -> None:
+    with session_scope() as session:
+        ExperimentRepository(session).finish(experiment_id, status, **fields)
+        session.commit()
+
+
+@app.task(name=TASK_RUN_EXPERIMENT, bind=True)
+def run_experiment(self: Task, experiment_id: int) -> str:
+    """Run experiment N and store its final state."""
+    from ml.errors import Cancelled, DataError, MLError, TrainingDiverged
+    from ml.run import run_experiment as run_spec
+
+    worker = str(self.request.hostname or "worker")
+    with session_scope() as session:
+        repo = ExperimentRepository(session)
+        claimed = repo.claim(experiment_id, worker)
+        session.commit()
+        experiment = repo.get(experiment_id)
+        if not claimed or experiment is None:
+            state = experiment.status if experiment else "missing"
+            log.info("experiment %s not claimed (status %s)", experiment_id, state)
+            return f"skipped: {state}"
+        spec = dict(experiment.spec)
+
+    settings = get_settings()
+    reporter = DatabaseReporter(
+        experiment_id, LocalArtifactStore(settings.resolved_artifact_dir), settings.cancel_poll_seconds
+    )
+    try:
+        summary = run_spec(spec, reporter)
+    except Cancelled as exc:
+        _finish(experiment_id, Status.cancelled, error=str(exc), reason="cancelled")
+        return "cancelled"
+    except TrainingDiverged as exc:
+        _finish(experiment_id, Status.failed, error=str(exc), reason="diverged")
+        return "failed"
+    except DataError as exc:
+        _finish(experiment_id, Status.failed, error=f"data error: {exc}", reason="data")
+        return "failed"
+    except (MLError, ValueError) as exc:
+        _finish(experiment_id, Status.failed, error=str(exc), reason="invalid")
+        return "failed"
+    except Exception as exc:  # an unexpected bug: keep the run's final state right anyway
+        log.exception("experiment %s crashed", experiment_id)
+        _finish(experiment_id, Status.failed, error=f"internal error: {type(exc).__name__}: {exc}", reason="error")
+        return "failed"
+    _finish(experiment_id, Status.succeeded, summary=summary)
+    return "succeeded"
