@@ -18,7 +18,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def _mlp(spec: ModelSpec, n_inputs: int, n_outputs: int) -> nn.Module:
+def _mlp(spec: ModelSpec, n_inputs: int, n_outputs: int, image_shape: tuple[int, ...] | None) -> nn.Module:
     layers: list[nn.Module] = []
     width = n_inputs
     for hidden in spec.hidden:
@@ -30,22 +30,25 @@ def _mlp(spec: ModelSpec, n_inputs: int, n_outputs: int) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def _linear(spec: ModelSpec, n_inputs: int, n_outputs: int) -> nn.Module:
+def _linear(spec: ModelSpec, n_inputs: int, n_outputs: int, image_shape: tuple[int, ...] | None) -> nn.Module:
     return nn.Sequential(nn.Linear(n_inputs, n_outputs))
 
 
-MODELS: dict[str, Callable[[ModelSpec, int, int], nn.Module]] = {
+MODELS: dict[str, Callable[[ModelSpec, int, int, tuple[int, ...] | None], nn.Module]] = {
     "mlp": _mlp,
     "linear": _linear,
 }
 
 
-def build_model(spec: ModelSpec, n_inputs: int, n_outputs: int) -> nn.Module:
+def build_model(
+    spec: ModelSpec, n_inputs: int, n_outputs: int, image_shape: tuple[int, ...] | None = None
+) -> nn.Module:
     """Build the model a spec names.
 
     Args:
         spec: the model block.
         n_inputs: number of input features after preprocessing.
         n_outputs: number of classes (classification) or 1 (regression).
+        image_shape: (channels, height, width) when each row is a flattened image.
     """
-    return MODELS[spec.type](spec, n_inputs, n_outputs)
+    return MODELS[spec.type](spec, n_inputs, n_outputs, image_shape)

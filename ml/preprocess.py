@@ -16,6 +16,9 @@ from sklearn.preprocessing import StandardScaler
 
 from ml.spec import PreprocessStep
 
+# (X_batch, y_batch, generator) -> augmented (X_batch, y_batch); torch tensors on the device.
+BatchTransform = Callable[[Any, Any, Any], tuple[Any, Any]]
+
 
 def _standardize(step: PreprocessStep) -> TransformerMixin:
     return StandardScaler()
@@ -37,6 +40,10 @@ class FittedPipeline:
     steps: list[tuple[str, Any]] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
     feature_names: list[str] = field(default_factory=list)
+    # Per-class loss weights (a class-weight balancing step), for the training loss only.
+    class_weights: np.ndarray | None = None
+    # Applied to each training batch on the fly, every epoch (augmentation steps).
+    batch_transform: BatchTransform | None = None
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Apply every fitted step (used for validation and test rows)."""
@@ -46,17 +53,28 @@ class FittedPipeline:
 
 
 def fit_preprocessing(
-    steps: list[PreprocessStep], X_train: np.ndarray, feature_names: list[str]
-) -> tuple[FittedPipeline, np.ndarray]:
+    steps: list[PreprocessStep],
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    feature_names: list[str],
+    *,
+    task: str = "classification",
+    seed: int = 0,
+    image_shape: tuple[int, ...] | None = None,
+) -> tuple[FittedPipeline, np.ndarray, np.ndarray]:
     """Fit the pipeline on the training rows only.
 
     Args:
         steps: the spec's preprocess list, in order.
         X_train: training features (never validation or test rows).
+        y_train: training targets (resampling steps change them).
         feature_names: names of the input columns.
+        task: classification or regression.
+        seed: seeds every random step.
+        image_shape: (channels, height, width) when rows are flattened images.
 
     Returns:
-        The fitted pipeline and the transformed training features.
+        The fitted pipeline, the transformed training features and the training targets.
     """
     pipeline = FittedPipeline(feature_names=list(feature_names))
     X = X_train
@@ -68,4 +86,4 @@ def fit_preprocessing(
         pipeline.reports.append(
             {"step": step.step, "fitted_on_rows": int(len(X_train)), **report(transformer, pipeline.feature_names)}
         )
-    return pipeline, np.asarray(X, dtype=np.float32)
+    return pipeline, np.asarray(X, dtype=np.float32), y_train

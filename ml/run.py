@@ -46,6 +46,13 @@ def predict(model: torch.nn.Module, X: torch.Tensor, task: str, batch_size: int 
     return out.float().cpu().numpy()
 
 
+def _image_shape(pipeline: Any, data: Dataset) -> tuple[int, ...] | None:
+    """The image shape survives only when preprocessing kept every pixel column."""
+    if data.image_shape is None or len(pipeline.feature_names) != data.X.shape[1]:
+        return None
+    return data.image_shape
+
+
 def run_train(
     spec: TrainExperimentSpec,
     reporter: Reporter,
@@ -70,16 +77,36 @@ def run_train(
     device = device or resolve_device(spec.train.device)
     data = load_dataset(spec.data, spec.seed, resolve_upload)
     split = split_dataset(data, spec.data.split.test, spec.data.split.validation, spec.data.split.stratify, spec.seed)
-    pipeline, X_train = fit_preprocessing(spec.preprocess, data.X[split.train], data.feature_names)
+    pipeline, X_train, y_train = fit_preprocessing(
+        spec.preprocess,
+        data.X[split.train],
+        data.y[split.train],
+        data.feature_names,
+        task=data.task,
+        seed=spec.seed,
+        image_shape=data.image_shape,
+    )
     X_val, X_test = pipeline.transform(data.X[split.validation]), pipeline.transform(data.X[split.test])
 
-    Xt, yt = _tensors(X_train, data.y[split.train], data.task, device)
+    Xt, yt = _tensors(X_train, y_train, data.task, device)
     Xv, yv = _tensors(X_val, data.y[split.validation], data.task, device)
     n_outputs = data.n_classes if data.task == "classification" else 1
-    model = build_model(spec.model, X_train.shape[1], n_outputs).to(device)
+    model = build_model(spec.model, X_train.shape[1], n_outputs, image_shape=_image_shape(pipeline, data)).to(device)
     reporter.log(f"training on {device}: {len(split.train)} train / {len(split.validation)} validation rows")
     fit_started = time.perf_counter()
-    history = fit(model, Tensors(Xt, yt, Xv, yv), spec.train, data.task, reporter, generator)
+    class_weights = None
+    if pipeline.class_weights is not None:
+        class_weights = torch.as_tensor(pipeline.class_weights, dtype=torch.float32, device=device)
+    history = fit(
+        model,
+        Tensors(Xt, yt, Xv, yv),
+        spec.train,
+        data.task,
+        reporter,
+        generator,
+        class_weights=class_weights,
+        batch_transform=pipeline.batch_transform,
+    )
     training_seconds = time.perf_counter() - fit_started
 
     Xs, _ = _tensors(X_test, data.y[split.test], data.task, device)

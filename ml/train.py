@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -48,9 +49,9 @@ class History:
         self.series.setdefault(split, {}).setdefault(name, []).append(value)
 
 
-def loss_function(task: str) -> nn.Module:
+def loss_function(task: str, class_weights: torch.Tensor | None = None) -> nn.Module:
     """Cross-entropy on logits for classification, mean squared error for regression."""
-    return nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
+    return nn.CrossEntropyLoss(weight=class_weights) if task == "classification" else nn.MSELoss()
 
 
 def _task_metric(task: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -88,6 +89,10 @@ def fit(
     task: str,
     reporter: Reporter,
     generator: torch.Generator,
+    *,
+    class_weights: torch.Tensor | None = None,
+    batch_transform: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+    | None = None,
 ) -> History:
     """Train `model` in place on `data` as `spec` says.
 
@@ -98,6 +103,8 @@ def fit(
         task: ``classification`` or ``regression``.
         reporter: receives per-epoch metrics and is polled for cancellation.
         generator: the seeded generator that shuffles batches (determinism).
+        class_weights: per-class weights of the training loss (class balancing).
+        batch_transform: augments each training batch on the fly (every epoch anew).
 
     Returns:
         The learning curves and where training stopped.
@@ -107,7 +114,7 @@ def fit(
         TrainingDiverged: the loss became nan/inf or exploded.
     """
     optimizer = build_optimizer(model.parameters(), spec.optimizer)
-    criterion = loss_function(task)
+    criterion = loss_function(task, class_weights)
     metric_name = "accuracy" if task == "classification" else "rmse"
     history = History()
     n = len(data.X_train)
@@ -126,6 +133,8 @@ def fit(
                 raise Cancelled(f"cancelled during epoch {epoch}")
             idx = order[start : start + spec.batch_size]
             xb, yb = data.X_train[idx], data.y_train[idx]
+            if batch_transform is not None:
+                xb, yb = batch_transform(xb, yb, generator)
             output = model(xb)
             loss = criterion(_fit_shape(output, task), yb)
             optimizer.zero_grad(set_to_none=True)

@@ -11,11 +11,12 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter
 
 from ml.spec.base import ExperimentHeader, StrictModel
-from ml.spec.data import BUILTIN_SOURCES, DataSpec, PreprocessStep, SplitSpec
+from ml.spec.data import BUILTIN_SOURCES, DataSpec, SplitSpec
 from ml.spec.evaluate import EvaluateSpec
 from ml.spec.experiments import TrainExperimentSpec
 from ml.spec.model import ModelSpec
 from ml.spec.pinn import PinnExperimentSpec
+from ml.spec.preprocess import PreprocessStep
 from ml.spec.training import EarlyStoppingSpec, OptimizerSpec, TrainSpec
 
 ExperimentSpec = Annotated[

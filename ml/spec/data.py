@@ -59,9 +59,3 @@ class DataSpec(StrictModel):
         if n is not None and (not isinstance(n, int) or not 10 <= n <= 1_000_000):
             raise ValueError("options.n_samples must be an integer between 10 and 1000000")
         return self
-
-
-class PreprocessStep(StrictModel):
-    """One step of the preprocessing pipeline, fitted on the training part only."""
-
-    step: Literal["standardize"] = Field(description="The step's name.")

@@ -8,9 +8,10 @@ from typing import Literal
 from pydantic import Field
 
 from ml.spec.base import ExperimentHeader
-from ml.spec.data import DataSpec, PreprocessStep
+from ml.spec.data import DataSpec
 from ml.spec.evaluate import EvaluateSpec
 from ml.spec.model import ModelSpec
+from ml.spec.preprocess import PreprocessStep
 from ml.spec.training import TrainSpec
 
 

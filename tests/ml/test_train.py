@@ -45,7 +45,8 @@ def test_scaler_is_fitted_on_training_rows_only() -> None:
     rng = np.random.default_rng(0)
     X_train = rng.normal(5.0, 2.0, size=(200, 3)).astype(np.float32)
     X_other = rng.normal(50.0, 2.0, size=(200, 3)).astype(np.float32)
-    pipeline, Xt = fit_preprocessing([PreprocessStep(step="standardize")], X_train, ["a", "b", "c"])
+    y = np.zeros(200, dtype=np.int64)
+    pipeline, Xt, _ = fit_preprocessing([PreprocessStep(step="standardize")], X_train, y, ["a", "b", "c"])
     scaler = pipeline.steps[0][1]
     assert np.allclose(scaler.mean_, X_train.mean(axis=0), atol=1e-4)
     assert np.allclose(Xt.mean(axis=0), 0, atol=1e-5)
