@@ -73,6 +73,16 @@ class ExperimentRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def lock_running(self, experiment_id: int) -> bool:
+        """Touch a running experiment's row: takes its write lock until commit (PostgreSQL row
+        lock; SQLite's database write lock). False if it is not running."""
+        result = self.session.execute(
+            update(Experiment)
+            .where(Experiment.id == experiment_id, Experiment.status == Status.running)
+            .values(heartbeat_at=utcnow())
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def heartbeat(self, experiment_id: int) -> None:
         self.session.execute(
             update(Experiment)

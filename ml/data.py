@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from sklearn import datasets as skd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from ml.errors import DataError
 from ml.spec import DataSpec
@@ -127,6 +127,73 @@ def _regression(rng: np.random.Generator, n_samples: int = 1000, n_features: int
     return Dataset(X.astype(np.float32), y.astype(np.float32), "regression", [f"x{i}" for i in range(n_features)])
 
 
+def _two_clouds(
+    rng: np.random.Generator,
+    n_samples: int = 1000,
+    separated_along: str = "long_axis",
+    angle: float = 30.0,
+    spread: float = 3.0,
+    width: float = 0.5,
+) -> Dataset:
+    """Two elongated Gaussian clouds (std `spread` along their long axis, `width` across), turned
+    by `angle` degrees. ``long_axis``: the classes lie apart along the long axis, which is then
+    the first principal component (PCA to 1 component keeps them apart); ``short_axis``: apart
+    along the short axis only, which the first principal component discards."""
+    if separated_along not in ("long_axis", "short_axis"):
+        raise DataError("options.separated_along must be long_axis or short_axis")
+    if not 0 < width < spread:
+        raise DataError("options.width must be positive and smaller than options.spread")
+    y = np.arange(n_samples) % 2
+    sign = 2.0 * y - 1.0
+    long = rng.normal(scale=spread, size=n_samples)
+    short = rng.normal(scale=width, size=n_samples)
+    if separated_along == "long_axis":
+        long += sign * 2.0 * spread
+    else:
+        short += sign * 3.0 * width
+    turn = np.radians(angle)
+    x0 = long * np.cos(turn) - short * np.sin(turn)
+    x1 = long * np.sin(turn) + short * np.cos(turn)
+    return _classification(np.stack([x0, x1], axis=1), y, ["a", "b"], feature_names=["x", "y"])
+
+
+def _ring(
+    rng: np.random.Generator, n_samples: int = 1000, radius: float = 3.0, width: float = 0.3, blob: float = 0.7
+) -> Dataset:
+    """A ring (class ``ring``, radius ~ N(radius, width)) around a Gaussian blob (std `blob`), in
+    columns x and y: no straight line separates them, a threshold on r = sqrt(x^2 + y^2) does."""
+    y = np.arange(n_samples) % 2
+    angle = rng.uniform(-np.pi, np.pi, size=n_samples)
+    r = rng.normal(radius, width, size=n_samples)
+    ring = np.stack([r * np.cos(angle), r * np.sin(angle)], axis=1)
+    center = rng.normal(scale=blob, size=(n_samples, 2))
+    X = np.where(y[:, None] == 1, ring, center)
+    return _classification(X, y, ["blob", "ring"], feature_names=["x", "y"])
+
+
+def _noisy_features(
+    rng: np.random.Generator,
+    n_samples: int = 600,
+    n_informative: int = 4,
+    n_noise: int = 36,
+    class_sep: float = 1.0,
+) -> Dataset:
+    """Two classes told apart by a few columns (informative_*) among pure noise (noise_*)."""
+    X, y = skd.make_classification(
+        n_samples=n_samples,
+        n_features=n_informative + n_noise,
+        n_informative=n_informative,
+        n_redundant=0,
+        n_repeated=0,
+        class_sep=class_sep,
+        flip_y=0.0,
+        shuffle=False,
+        random_state=_seed(rng),
+    )
+    names = [f"informative_{i}" for i in range(n_informative)] + [f"noise_{i}" for i in range(n_noise)]
+    return _classification(X, y, feature_names=names)
+
+
 def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**31 - 1))
 
@@ -143,6 +210,9 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "synthetic/spirals": _spirals,
     "synthetic/imbalanced": _imbalanced,
     "synthetic/regression": _regression,
+    "synthetic/two_clouds": _two_clouds,
+    "synthetic/ring": _ring,
+    "synthetic/noisy_features": _noisy_features,
 }
 
 
@@ -179,16 +249,31 @@ def load_dataset(
     return data
 
 
-def split_dataset(data: Dataset, test: float, validation: float, stratify: bool, seed: int) -> Split:
+def split_dataset(
+    data: Dataset,
+    test: float,
+    validation: float,
+    stratify: bool,
+    seed: int,
+    folds: int | None = None,
+    fold: int | None = None,
+) -> Split:
     """Split rows into train/validation/test, stratified by class when asked (classification).
 
-    The validation fraction is taken from what remains after the test part is removed.
+    The test part is cut first (the same rows whatever the folds). The validation fraction is
+    taken from what remains; with ``folds``/``fold``, fold number ``fold`` of a (stratified)
+    K-fold over the remaining rows is the validation part instead.
     """
     idx = np.arange(len(data.y))
     strat = data.y if (stratify and data.task == "classification") else None
     try:
         rest, test_idx = train_test_split(idx, test_size=test, random_state=seed, stratify=strat)
-        if validation > 0:
+        if folds is not None and fold is not None:
+            splitter = StratifiedKFold if strat is not None else KFold
+            cv = splitter(n_splits=folds, shuffle=True, random_state=seed)
+            train_pos, val_pos = list(cv.split(rest, data.y[rest] if strat is not None else None))[fold]
+            train_idx, val_idx = rest[train_pos], rest[val_pos]
+        elif validation > 0:
             strat_rest = data.y[rest] if strat is not None else None
             train_idx, val_idx = train_test_split(
                 rest, test_size=validation, random_state=seed + 1, stratify=strat_rest

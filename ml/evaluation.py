@@ -1,4 +1,9 @@
-"""Final evaluation of a trained model: test metrics, predictions file, plots, diagnosis."""
+"""Final evaluation of a trained model, the course's way.
+
+The decision threshold is chosen on the validation split only, then applied once to the sealed
+test split. Every classification run is compared with the majority-class baseline, warned about
+when accuracy misleads, and diagnosed (underfit / overfit / good) from its learning curves.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +12,157 @@ import io
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
+from ml import plots
 from ml.data import Dataset, Split
+from ml.diagnosis import diagnose_fit
+from ml.metrics import (
+    accuracy_warning,
+    choose_threshold,
+    evaluate_classification,
+    evaluate_regression,
+    majority_baseline,
+    roc_pr_curves,
+)
 from ml.reporter import Reporter
 from ml.spec import TrainExperimentSpec
 from ml.train import History
 
 
-def _predictions_csv(rows: np.ndarray, y_true: np.ndarray, output: np.ndarray, task: str) -> bytes:
+def predictions_csv(
+    rows: np.ndarray, y_true: np.ndarray, output: np.ndarray, task: str, threshold: float | None
+) -> bytes:
+    """One line per test row: its index in the data set, the truth, the prediction and scores."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     if task == "classification":
         k = output.shape[1]
         writer.writerow(["row", "true", "predicted", *[f"p{c}" for c in range(k)]])
-        for r, t, p in zip(rows, y_true, output, strict=True):
-            writer.writerow([int(r), int(t), int(p.argmax()), *[f"{v:.6g}" for v in p]])
+        predicted = _decide(output, threshold)
+        for r, t, p, probs in zip(rows, y_true, predicted, output, strict=True):
+            writer.writerow([int(r), int(t), int(p), *[f"{v:.8g}" for v in probs]])
     else:
         writer.writerow(["row", "true", "predicted"])
         for r, t, p in zip(rows, y_true, output, strict=True):
-            writer.writerow([int(r), f"{float(t):.6g}", f"{float(p):.6g}"])
+            writer.writerow([int(r), f"{float(t):.8g}", f"{float(p):.8g}"])
     return buf.getvalue().encode()
+
+
+def _decide(proba: np.ndarray, threshold: float | None) -> np.ndarray:
+    if proba.shape[1] == 2 and threshold is not None:
+        return (proba[:, 1] >= threshold).astype(np.int64)
+    return proba.argmax(axis=1)
+
+
+def duplicate_rows(X: np.ndarray, split: Split) -> dict[str, int]:
+    """Rows of validation/test whose features also appear in the training part (leakage)."""
+
+    def keys(idx: np.ndarray) -> set[bytes]:
+        return {np.ascontiguousarray(row).tobytes() for row in X[idx]}
+
+    train = keys(split.train)
+    return {
+        "validation_rows_in_train": sum(np.ascontiguousarray(r).tobytes() in train for r in X[split.validation]),
+        "test_rows_in_train": sum(np.ascontiguousarray(r).tobytes() in train for r in X[split.test]),
+    }
+
+
+def _threshold(spec: TrainExperimentSpec, y_val: np.ndarray, val_output: np.ndarray) -> dict[str, Any] | None:
+    """Binary tasks only: the fixed threshold, or the one chosen on the validation split."""
+    if val_output.ndim != 2 or val_output.shape[1] != 2:
+        return None
+    choice = spec.evaluate.threshold
+    if choice is None or isinstance(choice, float):
+        return {"value": 0.5 if choice is None else choice, "method": "fixed", "chosen_on": None}
+    if len(y_val) == 0:
+        raise ValueError(f"evaluate.threshold: {choice} needs a validation split (data.split.validation > 0)")
+    value = choose_threshold(y_val, val_output[:, 1], choice)
+    return {"value": value, "method": choice, "chosen_on": "validation"}
+
+
+def _curves(history: History) -> dict[str, dict[str, list[float]]]:
+    """{metric: {split: values}} from {split: {metric: values}}, without the learning rate."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for split_name, named in history.series.items():
+        for name, values in named.items():
+            if name != "lr":
+                out.setdefault(name, {})[split_name] = values
+    return out
+
+
+def diagnose(history: History, task: str, baseline: float | None) -> dict[str, Any]:
+    """The bias-variance verdict from the learning curves."""
+    train, val = history.series.get("train", {}), history.series.get("validation", {})
+    metric = "accuracy" if task == "classification" else "rmse"
+    return diagnose_fit(
+        train.get("loss", []),
+        val.get("loss", train.get("loss", [])),
+        train_metric=train.get(metric),
+        val_metric=val.get(metric),
+        metric_name=metric,
+        higher_is_better=task == "classification",
+        baseline=baseline,
+    )
+
+
+def _classification(
+    spec: TrainExperimentSpec,
+    data: Dataset,
+    split: Split,
+    val_output: np.ndarray,
+    test_output: np.ndarray | None,
+    reporter: Reporter,
+) -> dict[str, Any]:
+    y_train, y_val = data.y[split.train], data.y[split.validation]
+    threshold = _threshold(spec, y_val, val_output)
+    t = threshold["value"] if threshold else None
+    names, metrics, beta = data.class_names, list(spec.evaluate.metrics), spec.evaluate.beta
+    if metrics and "confusion_matrix" not in metrics:  # always reported (and plotted)
+        metrics.append("confusion_matrix")
+    out: dict[str, Any] = {"threshold": threshold}
+    if len(y_val):
+        out["validation"] = evaluate_classification(y_val, val_output, metrics, t, names, beta)
+    if test_output is None:  # a k-fold child: the test split stays sealed
+        return out
+    y_test = data.y[split.test]
+    test = evaluate_classification(y_test, test_output, metrics, t, names, beta)
+    test.setdefault("accuracy", evaluate_classification(y_test, test_output, ["accuracy"], t, names)["accuracy"])
+    baseline = majority_baseline(y_train, y_test, names)
+    out.update(test=test, baseline=baseline)
+    warning = accuracy_warning(y_train, test["accuracy"], baseline["accuracy"], names)
+    out["warnings"] = [warning] if warning else []
+    if spec.evaluate.plots:
+        _classification_plots(test, y_test, test_output, threshold, reporter)
+    return out
+
+
+def _classification_plots(
+    test: dict[str, Any], y_test: np.ndarray, output: np.ndarray, threshold: dict[str, Any] | None, reporter: Reporter
+) -> None:
+    cm = test.get("confusion_matrix")
+    if cm:
+        reporter.save_artifact(
+            "confusion_matrix.png", plots.confusion_matrix_png(cm["matrix"], cm["labels"]), "image/png"
+        )
+    if output.shape[1] != 2 or len(np.unique(y_test)) < 2:
+        return
+    curves = roc_pr_curves(y_test, output[:, 1])
+    point = None
+    if threshold is not None:
+        predicted = output[:, 1] >= threshold["value"]
+        tpr = float(predicted[y_test == 1].mean())
+        fpr = float(predicted[y_test == 0].mean())
+        point = (fpr, tpr)
+    reporter.save_artifact(
+        "roc.png",
+        plots.roc_png(curves["fpr"], curves["tpr"], curves["roc_auc"], point, threshold and threshold["value"]),
+        "image/png",
+    )
+    reporter.save_artifact(
+        "pr.png",
+        plots.pr_png(curves["precision"], curves["recall"], curves["average_precision"], curves["positive_rate"]),
+        "image/png",
+    )
 
 
 def evaluate_run(
@@ -38,14 +173,45 @@ def evaluate_run(
     val_output: np.ndarray,
     test_output: np.ndarray,
     reporter: Reporter,
+    seal_test: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate once on the sealed test split and build the summary's evaluation part."""
-    y_test = data.y[split.test]
-    if data.task == "classification":
-        pred = test_output.argmax(axis=1)
-        test = {"accuracy": float(skm.accuracy_score(y_test, pred))}
+    """Evaluate once on the sealed test split and build the summary's evaluation part.
+
+    Args:
+        seal_test: a k-fold child: write test predictions for the parent but compute no test
+            metric (the parent evaluates the test split once, over all folds).
+    """
+    task = data.task
+    if task == "classification":
+        out = _classification(spec, data, split, val_output, None if seal_test else test_output, reporter)
+        threshold = out["threshold"]["value"] if out.get("threshold") else None
     else:
-        test = {"rmse": float(np.sqrt(skm.mean_squared_error(y_test, test_output)))}
-    reporter.save_artifact("predictions.csv", _predictions_csv(split.test, y_test, test_output, data.task), "text/csv")
-    final = {split_name: {k: v[-1] for k, v in named.items()} for split_name, named in history.series.items()}
-    return {"test": test, "final": final}
+        threshold = None
+        out = {}
+        if len(split.validation):
+            out["validation"] = evaluate_regression(data.y[split.validation], val_output, _regression_names(spec))
+        if not seal_test:
+            out["test"] = evaluate_regression(data.y[split.test], test_output, _regression_names(spec))
+    reporter.save_artifact(
+        "predictions.csv", predictions_csv(split.test, data.y[split.test], test_output, task, threshold), "text/csv"
+    )
+    baseline_acc = out.get("baseline", {}).get("accuracy") if task == "classification" else None
+    out["diagnosis"] = diagnose(history, task, baseline_acc)
+    out["final"] = {s: {k: v[-1] for k, v in named.items()} for s, named in history.series.items()}
+    out["leakage"] = duplicate_rows(data.X, split)
+    if out["leakage"]["test_rows_in_train"] or out["leakage"]["validation_rows_in_train"]:
+        out.setdefault("warnings", []).append(
+            f"{out['leakage']['test_rows_in_train']} test and {out['leakage']['validation_rows_in_train']} "
+            "validation rows also appear in the training part: their scores are optimistic (duplicated rows leak)."
+        )
+    if spec.evaluate.plots:
+        reporter.save_artifact(
+            "learning_curves.png",
+            plots.learning_curves_png(_curves(history), f"{spec.name}: learning curves", history.best_epoch or None),
+            "image/png",
+        )
+    return out
+
+
+def _regression_names(spec: TrainExperimentSpec) -> list[str]:
+    return [m for m in spec.evaluate.metrics if m in ("rmse", "mae", "mse", "r2")]

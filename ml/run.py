@@ -76,7 +76,8 @@ def run_train(
     generator = seed_everything(spec.seed)
     device = device or resolve_device(spec.train.device)
     data = load_dataset(spec.data, spec.seed, resolve_upload)
-    split = split_dataset(data, spec.data.split.test, spec.data.split.validation, spec.data.split.stratify, spec.seed)
+    s = spec.data.split
+    split = split_dataset(data, s.test, s.validation, s.stratify, spec.seed, s.folds, s.fold)
     pipeline, X_train, y_train = fit_preprocessing(
         spec.preprocess,
         data.X[split.train],
@@ -118,6 +119,7 @@ def run_train(
         val_output=predict(model, Xv, data.task),
         test_output=predict(model, Xs, data.task),
         reporter=reporter,
+        seal_test=s.fold is not None,
     )
     summary.update(
         {

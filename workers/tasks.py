@@ -15,6 +15,9 @@ from core.db import session_scope
 from core.models import Status
 from core.repositories import ExperimentRepository
 from core.settings import get_settings
+from ml.fanout import planner_for
+from ml.spec import parse_spec
+from workers.fanout import advance_parent, start_fanout
 from workers.reporter import DatabaseReporter
 
 log = logging.getLogger(__name__)
@@ -23,8 +26,13 @@ app = get_celery_app()
 
 def _finish(experiment_id: int, status: Status, **fields: Any) -> None:
     with session_scope() as session:
-        ExperimentRepository(session).finish(experiment_id, status, **fields)
+        repo = ExperimentRepository(session)
+        repo.finish(experiment_id, status, **fields)
         session.commit()
+        experiment = repo.get(experiment_id)
+        parent_id = experiment.parent_id if experiment else None
+    if parent_id is not None:
+        advance_parent(parent_id)
 
 
 @app.task(name=TASK_RUN_EXPERIMENT, bind=True)
@@ -42,8 +50,14 @@ def run_experiment(self: Task, experiment_id: int) -> str:
         if not claimed or experiment is None:
             state = experiment.status if experiment else "missing"
             log.info("experiment %s not claimed (status %s)", experiment_id, state)
+            if experiment is not None and experiment.parent_id is not None:
+                advance_parent(experiment.parent_id)
             return f"skipped: {state}"
         spec = dict(experiment.spec)
+
+    planner = planner_for(spec)
+    if planner is not None:
+        return start_fanout(experiment_id, parse_spec(spec), planner)
 
     settings = get_settings()
     reporter = DatabaseReporter(

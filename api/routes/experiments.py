@@ -12,9 +12,10 @@ from api.schemas import ArtifactRead, ExperimentList, ExperimentRead, MetricRead
 from api.spec_body import read_document, validate_spec
 from core.artifacts import LocalArtifactStore
 from core.celery_app import send_run_experiment
-from core.models import Status
+from core.models import FINAL_STATUSES, Status
 from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository
 from core.settings import get_settings
+from ml.spec import experiment_kind
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -36,7 +37,7 @@ async def create_experiment(request: Request, session: SessionDep) -> Experiment
     document = read_document(await request.body(), request.headers.get("content-type", ""))
     spec = validate_spec(document)
     repo = ExperimentRepository(session)
-    experiment = repo.create(name=spec.name, kind=spec.kind, spec=spec.model_dump(mode="json"))
+    experiment = repo.create(name=spec.name, kind=experiment_kind(spec), spec=spec.model_dump(mode="json"))
     session.commit()
     try:
         send_run_experiment(experiment.id)
@@ -87,7 +88,11 @@ def cancel_experiment(experiment: ExperimentDep, session: SessionDep) -> Experim
     repo.request_cancel(experiment)
     for child in experiment.children:
         repo.request_cancel(child)
+    if experiment.children and all(c.status in FINAL_STATUSES for c in experiment.children):
+        # a fan-out parent whose children were all still queued: nothing will run again
+        repo.finish(experiment.id, Status.cancelled, error="cancelled", reason="cancelled")
     session.commit()
+    session.refresh(experiment)
     return ExperimentRead.of(experiment)
 
 

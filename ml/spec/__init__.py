@@ -38,6 +38,13 @@ def parse_spec(data: Any) -> TrainExperimentSpec | PinnExperimentSpec:
     return _ADAPTER.validate_python(data)
 
 
+def experiment_kind(spec: Any) -> str:
+    """The kind shown to people: the spec's kind, or ``kfold`` for a train spec with folds."""
+    if getattr(spec, "kind", None) == "train" and spec.data.split.folds and spec.data.split.fold is None:
+        return "kfold"
+    return str(spec.kind)
+
+
 def spec_json_schema() -> dict[str, Any]:
     """The JSON Schema of every experiment kind, for clients that validate before submitting."""
     return _ADAPTER.json_schema()
@@ -58,6 +65,7 @@ __all__ = [
     "StrictModel",
     "TrainExperimentSpec",
     "TrainSpec",
+    "experiment_kind",
     "parse_spec",
     "spec_json_schema",
 ]

@@ -19,6 +19,9 @@ BUILTIN_SOURCES = (
     "synthetic/spirals",
     "synthetic/imbalanced",
     "synthetic/regression",
+    "synthetic/two_clouds",
+    "synthetic/ring",
+    "synthetic/noisy_features",
 )
 # A source is one of BUILTIN_SOURCES or "dataset/<id>" (an upload).
 SOURCE_PATTERN = r"^(builtin/[a-z_]+|synthetic/[a-z_]+|dataset/[0-9]+)$"
@@ -30,6 +33,20 @@ class SplitSpec(StrictModel):
     test: float = Field(default=0.2, gt=0.0, lt=0.9, description="Fraction held out for the final test.")
     validation: float = Field(default=0.2, ge=0.0, lt=0.9, description="Fraction of the rest used for validation.")
     stratify: bool = Field(default=True, description="Keep class proportions in every part.")
+    folds: int | None = Field(
+        default=None,
+        ge=2,
+        le=20,
+        description="K-fold cross-validation: the non-test rows are cut into K folds, each fold a child "
+        "experiment validated on its fold; the test split stays sealed and is evaluated once at the end.",
+    )
+    fold: int | None = Field(
+        default=None, ge=0, lt=20, description="Set by the server on a k-fold child: which fold validates."
+    )
+
+    def model_post_init(self, __context: object) -> None:
+        if self.fold is not None and (self.folds is None or self.fold >= self.folds):
+            raise ValueError("split.fold needs split.folds and must be smaller than it")
 
 
 class DataSpec(StrictModel):

@@ -127,3 +127,12 @@ def test_health_and_published_schema(client) -> None:
     openapi = client.get("/openapi.json").json()
     assert "ExperimentSpecDocument" in openapi["components"]["schemas"]
     assert client.get("/docs").status_code == 200
+
+
+def test_api_process_never_imports_torch_or_sklearn() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, api.main; print(sorted(m for m in ('torch', 'sklearn', 'workers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

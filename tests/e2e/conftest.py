@@ -30,3 +30,12 @@ def lab_server() -> Iterator[Service]:
 @pytest.fixture(params=["embedded", "lab_server"])
 def service(request: pytest.FixtureRequest) -> Service:
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="module")
+def two_workers() -> Iterator[Service]:
+    """PostgreSQL + Redis with two worker processes (fan-out children run side by side)."""
+    with throwaway_postgres() as pg, throwaway_redis() as redis_url:
+        env = {"TRAINLAB_DATABASE_URL": pg, "TRAINLAB_BROKER_URL": redis_url, "TRAINLAB_TORCH_THREADS": "1"}
+        with running_service(env, Path(tempfile.mkdtemp(prefix="trainlab-e2e-")), workers=2) as service:
+            yield service

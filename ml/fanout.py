@@ -1,0 +1,100 @@
+"""Experiments that fan out into child experiments (k-fold, compare, search, ensemble).
+
+`ml` only plans and summarizes: a `Planner` says which child specs to run and, once children
+have finished, what the parent's summary is. The host (a Celery worker) creates the child
+experiments, runs each as its own task, and calls back. Each planner is one registry entry.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ml.reporter import Reporter
+from ml.spec import experiment_kind, parse_spec
+
+__all__ = ["ChildData", "ChildPlan", "ChildResult", "Planner", "experiment_kind", "planner_for", "series"]
+
+
+@dataclass
+class ChildPlan:
+    """A child experiment to create: its name and full spec (a dict a worker can run)."""
+
+    name: str
+    spec: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)  # what distinguishes it (fold, variant...)
+
+
+@dataclass
+class ChildResult:
+    """What the parent sees of a child."""
+
+    id: int
+    name: str
+    status: str  # queued | running | succeeded | failed | cancelled
+    spec: dict[str, Any]
+    summary: dict[str, Any] | None
+    error: str | None
+    seconds: float | None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class ChildData(Protocol):
+    """Reads a child's stored metrics and artifacts (the host provides it)."""
+
+    def metrics(self, child_id: int) -> list[dict[str, Any]]: ...
+
+    def artifact(self, child_id: int, name: str) -> bytes | None: ...
+
+
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+class Planner(ABC):
+    """Plans the children of one fan-out experiment."""
+
+    @abstractmethod
+    def initial(self, spec: Any) -> list[ChildPlan]:
+        """The children to start with."""
+
+    def advance(self, spec: Any, children: Sequence[ChildResult]) -> list[ChildPlan]:
+        """More children after some finished (adaptive kinds such as search); none by default."""
+        return []
+
+    @abstractmethod
+    def summarize(
+        self, spec: Any, children: Sequence[ChildResult], data: ChildData, reporter: Reporter
+    ) -> dict[str, Any]:
+        """The parent's summary once every child is final. Raise `ml.errors.MLError` to fail it."""
+
+
+def series(rows: Sequence[dict[str, Any]], split: str, name: str) -> list[float]:
+    """One metric's values in step order, from [{step, split, name, value}] rows."""
+    picked = sorted((r["step"], r["value"]) for r in rows if r["split"] == split and r["name"] == name)
+    return [v for _, v in picked]
+
+
+# Decides whether a spec fans out, and with which planner; adding a kind is one entry.
+def _kfold(spec: Any) -> Planner | None:
+    if getattr(spec, "kind", None) == "train" and spec.data.split.folds and spec.data.split.fold is None:
+        from ml.kfold import KFoldPlanner
+
+        return KFoldPlanner()
+    return None
+
+
+PLANNER_FINDERS: list[Callable[[Any], Planner | None]] = [_kfold]
+
+
+def planner_for(spec: Any) -> Planner | None:
+    """The planner of a fan-out spec (a model or a dict), or None for a single run."""
+    if isinstance(spec, dict):
+        spec = parse_spec(spec)
+    for find in PLANNER_FINDERS:
+        planner = find(spec)
+        if planner is not None:
+            return planner
+    return None

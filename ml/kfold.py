@@ -1,0 +1,101 @@
+"""K-fold cross-validation as a fan-out: one child per fold, the test split evaluated once.
+
+Each fold child trains on K-1 folds of the non-test rows and is validated on its own fold; it
+computes no test metric. When every fold is done, the parent reports each validation metric's
+mean and standard deviation over folds, and evaluates the sealed test split once, with the
+fold models' averaged predictions (their `predictions.csv`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ml.errors import MLError
+from ml.fanout import ChildData, ChildPlan, ChildResult, Planner
+from ml.metrics import evaluate_classification, evaluate_regression
+from ml.reporter import Reporter
+
+
+class KFoldPlanner(Planner):
+    def initial(self, spec: Any) -> list[ChildPlan]:
+        folds = spec.data.split.folds
+        plans = []
+        for k in range(folds):
+            child = spec.model_copy(deep=True)
+            child.data.split.fold = k
+            child.name = f"{spec.name} fold {k + 1}/{folds}"
+            plans.append(ChildPlan(child.name, child.model_dump(mode="json"), {"fold": k}))
+        return plans
+
+    def summarize(
+        self, spec: Any, children: Sequence[ChildResult], data: ChildData, reporter: Reporter
+    ) -> dict[str, Any]:
+        done = [c for c in children if c.status == "succeeded" and c.summary]
+        if len(done) < len(children):
+            failed = [f"{c.name}: {c.status} ({c.error})" for c in children if c not in done]
+            raise MLError("not every fold succeeded: " + "; ".join(failed))
+        folds = [c.summary.get("validation", {}) for c in done]  # type: ignore[union-attr]
+        summary: dict[str, Any] = {
+            "folds": len(done),
+            "validation": mean_std(folds),
+            "per_fold": [
+                {"fold": i + 1, "experiment": c.id, **_scalars(f)}
+                for i, (c, f) in enumerate(zip(done, folds, strict=True))
+            ],
+            "diagnosis_by_fold": [c.summary.get("diagnosis", {}).get("verdict") for c in done],  # type: ignore[union-attr]
+        }
+        summary.update(self._test_once(spec, done, data))
+        return summary
+
+    def _test_once(self, spec: Any, done: Sequence[ChildResult], data: ChildData) -> dict[str, Any]:
+        tables = []
+        for child in done:
+            raw = data.artifact(child.id, "predictions.csv")
+            if raw is None:
+                raise MLError(f"{child.name} left no predictions.csv")
+            tables.append(_read_predictions(raw))
+        rows, truth = tables[0]["row"], tables[0]["true"]
+        first = done[0].summary or {}
+        if "p0" in tables[0]:
+            k = sum(1 for key in tables[0] if key.startswith("p") and key[1:].isdigit())
+            proba = np.mean([np.stack([t[f"p{c}"] for c in range(k)], axis=1) for t in tables], axis=0)
+            threshold = (first.get("threshold") or {}).get("value") if k == 2 else None
+            test = evaluate_classification(
+                truth.astype(int), proba, spec.evaluate.metrics, threshold, None, spec.evaluate.beta
+            )
+            return {"test": test, "test_rows": int(len(rows)), "test_model": f"mean of {len(done)} fold models"}
+        pred = np.mean([t["predicted"] for t in tables], axis=0)
+        names = [m for m in spec.evaluate.metrics if m in ("rmse", "mae", "mse", "r2")]
+        return {
+            "test": evaluate_regression(truth, pred, names),
+            "test_rows": int(len(rows)),
+            "test_model": f"mean of {len(done)} fold models",
+        }
+
+
+def _read_predictions(raw: bytes) -> dict[str, np.ndarray]:
+    reader = csv.DictReader(io.StringIO(raw.decode()))
+    columns: dict[str, list[float]] = {}
+    for line in reader:
+        for key, value in line.items():
+            columns.setdefault(key, []).append(float(value))
+    return {k: np.asarray(v) for k, v in columns.items()}
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def mean_std(per_run: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each scalar metric's mean and (population) standard deviation over runs."""
+    names = sorted(set().union(*(_scalars(m).keys() for m in per_run)) - {"threshold"}) if per_run else []
+    out = {}
+    for name in names:
+        values = [float(m[name]) for m in per_run if isinstance(m.get(name), int | float)]
+        out[name] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
+    return out

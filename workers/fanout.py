@@ -1,0 +1,159 @@
+"""Fan-out experiments (k-fold, compare, search, ensemble) on the workers.
+
+The parent's task plans its children, stores them and queues each as its own task; the parent
+stays `running`. Whenever a child reaches a final state, `advance_parent` runs: it may queue more
+children (adaptive search), and once every child is final it writes the parent's summary. Both
+steps start by updating the parent row, which takes its write lock on PostgreSQL and SQLite, so
+two workers finishing children at once never plan or summarize twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from core.artifacts import LocalArtifactStore
+from core.celery_app import send_run_experiment
+from core.db import session_scope
+from core.models import FINAL_STATUSES, Experiment, Status
+from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository, durations
+from core.settings import get_settings
+from ml.fanout import ChildPlan, ChildResult, Planner, experiment_kind
+from ml.spec import parse_spec
+from workers.reporter import DatabaseReporter
+
+log = logging.getLogger(__name__)
+
+
+class StoredChildData:
+    """Children's metrics and artifacts, read from the database and the artifact store."""
+
+    def __init__(self, store: LocalArtifactStore) -> None:
+        self.store = store
+
+    def metrics(self, child_id: int) -> list[dict[str, Any]]:
+        with session_scope() as session:
+            return [
+                {"step": m.step, "split": m.split, "name": m.name, "value": m.value}
+                for m in MetricRepository(session).series(child_id)
+            ]
+
+    def artifact(self, child_id: int, name: str) -> bytes | None:
+        with session_scope() as session:
+            artifact = ArtifactRepository(session).get(child_id, name)
+        if artifact is None or not self.store.exists(artifact.key):
+            return None
+        return self.store.get(artifact.key)
+
+
+def _result(child: Experiment) -> ChildResult:
+    return ChildResult(
+        id=child.id,
+        name=child.name,
+        status=child.status,
+        spec=child.spec,
+        summary=child.summary,
+        error=child.error,
+        seconds=durations(child)["run_seconds"],
+        started_at=child.started_at.isoformat() if child.started_at else None,
+        finished_at=child.finished_at.isoformat() if child.finished_at else None,
+    )
+
+
+def _create_children(repo: ExperimentRepository, parent_id: int, plans: list[ChildPlan]) -> list[int]:
+    ids = []
+    for plan in plans:
+        kind = experiment_kind(parse_spec(plan.spec))
+        ids.append(repo.create(name=plan.name[:200], kind=kind, spec=plan.spec, parent_id=parent_id).id)
+    return ids
+
+
+def _dispatch(ids: list[int]) -> None:
+    for child_id in ids:
+        try:
+            send_run_experiment(child_id)
+        except Exception:  # stays queued in the database; the reconciler re-dispatches it
+            log.exception("could not queue child experiment %s", child_id)
+
+
+def start_fanout(experiment_id: int, spec: Any, planner: Planner) -> str:
+    """Create and queue the first children of a claimed (running) parent."""
+    plans = planner.initial(spec)
+    with session_scope() as session:
+        repo = ExperimentRepository(session)
+        # Under the parent's row lock: either a cancel sees these children, or we see the cancel.
+        if not repo.lock_running(experiment_id):
+            session.commit()
+            return "skipped: not running"
+        if repo.cancel_requested(experiment_id):
+            repo.finish(experiment_id, Status.cancelled, error="cancelled before it fanned out", reason="cancelled")
+            session.commit()
+            return "cancelled"
+        ids = _create_children(repo, experiment_id, plans)
+        session.commit()
+    _dispatch(ids)
+    if not ids:
+        advance_parent(experiment_id)
+    return f"fanned out: {len(ids)} children"
+
+
+def advance_parent(parent_id: int) -> None:
+    """Called when a child is final: queue more children, or finish the parent."""
+    from ml.errors import MLError
+    from ml.fanout import planner_for
+
+    with session_scope() as session:
+        repo = ExperimentRepository(session)
+        if not repo.lock_running(parent_id):  # not running (already final): nothing to do
+            session.commit()
+            return
+        parent = repo.get(parent_id)
+        assert parent is not None
+        session.refresh(parent, ["children"])
+        children = [_result(c) for c in parent.children]
+        if parent.cancel_requested:
+            for child in parent.children:
+                repo.request_cancel(child)
+            if all(c.status in FINAL_STATUSES for c in parent.children):
+                repo.finish(
+                    parent_id,
+                    Status.cancelled,
+                    error="cancelled",
+                    reason="cancelled",
+                    summary=_children_table(children),
+                )
+            session.commit()
+            return
+        spec = parse_spec(parent.spec)
+        planner = planner_for(spec)
+        assert planner is not None
+        new_ids = _create_children(repo, parent_id, planner.advance(spec, children))
+        session.commit()
+    if new_ids:
+        _dispatch(new_ids)
+        return
+    if any(c.status not in FINAL_STATUSES for c in children):
+        return
+    settings = get_settings()
+    store = LocalArtifactStore(settings.resolved_artifact_dir)
+    reporter = DatabaseReporter(parent_id, store, settings.cancel_poll_seconds)
+    try:
+        summary = planner.summarize(spec, children, StoredChildData(store), reporter)
+        status, error, reason = Status.succeeded, None, None
+    except MLError as exc:
+        summary, status, error, reason = _children_table(children), Status.failed, str(exc), "children"
+    except Exception as exc:
+        log.exception("summarizing experiment %s failed", parent_id)
+        summary, status, error, reason = _children_table(children), Status.failed, f"internal error: {exc}", "error"
+    summary.setdefault("children", _children_table(children)["children"])
+    with session_scope() as session:
+        ExperimentRepository(session).finish(parent_id, status, summary=summary, error=error, reason=reason)
+        session.commit()
+
+
+def _children_table(children: list[ChildResult]) -> dict[str, Any]:
+    return {
+        "children": [
+            {"id": c.id, "name": c.name, "status": c.status, "seconds": c.seconds, "error": c.error} for c in children
+        ]
+    }
