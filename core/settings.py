@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     def resolved_artifact_dir(self) -> Path:
         return (self.artifact_dir or self.data_dir / "artifacts").resolve()
 
+    @property
+    def optuna_storage(self) -> str:
+        """Where search studies live: the PostgreSQL database itself in the lab set-up; a file
+        journal on the embedded default (Optuna advises against SQLite for parallel trials)."""
+        url = self.resolved_database_url
+        if url.startswith("postgresql"):
+            return url
+        return f"journal:{(self.data_dir / 'optuna-journal.log').resolve()}"
+
     def threads_per_worker_process(self) -> int:
         """Torch threads per worker process, so processes x threads never exceeds the cores."""
         if self.torch_threads:

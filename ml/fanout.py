@@ -15,7 +15,26 @@ from typing import Any, Protocol
 from ml.reporter import Reporter
 from ml.spec import experiment_kind, parse_spec
 
-__all__ = ["ChildData", "ChildPlan", "ChildResult", "Planner", "experiment_kind", "planner_for", "series"]
+__all__ = [
+    "ChildData",
+    "ChildPlan",
+    "ChildResult",
+    "Planner",
+    "RunContext",
+    "experiment_kind",
+    "planner_for",
+    "series",
+]
+
+
+@dataclass
+class RunContext:
+    """What the host tells `ml` about where a run lives (never read from the environment)."""
+
+    experiment_id: int | None = None
+    # An Optuna storage for search studies: an SQLAlchemy URL (PostgreSQL in the lab set-up) or
+    # "journal:<path>" for a file journal (the embedded default; safe for parallel trials).
+    optuna_storage: str | None = None
 
 
 @dataclass
@@ -78,7 +97,7 @@ def series(rows: Sequence[dict[str, Any]], split: str, name: str) -> list[float]
 
 
 # Decides whether a spec fans out, and with which planner; adding a kind is one entry.
-def _kfold(spec: Any) -> Planner | None:
+def _kfold(spec: Any, context: RunContext) -> Planner | None:
     if getattr(spec, "kind", None) == "train" and spec.data.split.folds and spec.data.split.fold is None:
         from ml.kfold import KFoldPlanner
 
@@ -86,15 +105,15 @@ def _kfold(spec: Any) -> Planner | None:
     return None
 
 
-PLANNER_FINDERS: list[Callable[[Any], Planner | None]] = [_kfold]
+PLANNER_FINDERS: list[Callable[[Any, RunContext], Planner | None]] = [_kfold]
 
 
-def planner_for(spec: Any) -> Planner | None:
+def planner_for(spec: Any, context: RunContext | None = None) -> Planner | None:
     """The planner of a fan-out spec (a model or a dict), or None for a single run."""
     if isinstance(spec, dict):
         spec = parse_spec(spec)
     for find in PLANNER_FINDERS:
-        planner = find(spec)
+        planner = find(spec, context or RunContext())
         if planner is not None:
             return planner
     return None

@@ -3,6 +3,7 @@ evaluation -> summary. This is the entry point a worker (or a notebook) calls.""
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ import torch
 
 from ml.data import Dataset, load_dataset, split_dataset
 from ml.device import resolve_device
+from ml.fanout import RunContext
 from ml.models import build_model
 from ml.preprocess import fit_preprocessing
 from ml.reporter import Reporter
@@ -36,6 +38,13 @@ def _tensors(X: np.ndarray, y: np.ndarray, task: str, device: torch.device) -> t
     )
 
 
+def state_dict_bytes(model: torch.nn.Module) -> bytes:
+    """The model's weights as a plain state dict (loadable with ``weights_only=True``)."""
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, X: torch.Tensor, task: str, batch_size: int = 8192) -> np.ndarray:
     """Class probabilities (classification) or predicted values (regression), as numpy."""
@@ -58,6 +67,7 @@ def run_train(
     reporter: Reporter,
     device: torch.device | None = None,
     resolve_upload: UploadResolver | None = None,
+    context: RunContext | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one model.
 
@@ -110,6 +120,7 @@ def run_train(
     )
     training_seconds = time.perf_counter() - fit_started
 
+    reporter.save_artifact("model.pt", state_dict_bytes(model), "application/octet-stream")
     Xs, _ = _tensors(X_test, data.y[split.test], data.task, device)
     summary = evaluate_run(
         spec=spec,
@@ -165,8 +176,19 @@ def run_experiment(
     reporter: Reporter | None = None,
     device: torch.device | None = None,
     resolve_upload: UploadResolver | None = None,
+    context: RunContext | None = None,
 ) -> dict[str, Any]:
-    """Run any experiment kind from a spec model or dict; returns its summary."""
+    """Run any single-run experiment kind from a spec model or dict; returns its summary.
+
+    Args:
+        spec: the spec (fan-out kinds are planned with `ml.fanout.planner_for` instead).
+        reporter: receives metrics and artifacts; polled for cancellation.
+        device: where to train (default: the spec's choice).
+        resolve_upload: loads ``dataset/<id>`` sources.
+        context: where the run lives (experiment id, Optuna storage for search trials).
+    """
     if isinstance(spec, dict):
         spec = parse_spec(spec)
-    return RUNNERS[spec.kind](spec, reporter or Reporter(), device=device, resolve_upload=resolve_upload)
+    return RUNNERS[spec.kind](
+        spec, reporter or Reporter(), device=device, resolve_upload=resolve_upload, context=context or RunContext()
+    )

@@ -18,7 +18,7 @@ from core.db import session_scope
 from core.models import FINAL_STATUSES, Experiment, Status
 from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository, durations
 from core.settings import get_settings
-from ml.fanout import ChildPlan, ChildResult, Planner, experiment_kind
+from ml.fanout import ChildPlan, ChildResult, Planner, RunContext, experiment_kind
 from ml.spec import parse_spec
 from workers.reporter import DatabaseReporter
 
@@ -125,7 +125,7 @@ def advance_parent(parent_id: int) -> None:
             session.commit()
             return
         spec = parse_spec(parent.spec)
-        planner = planner_for(spec)
+        planner = planner_for(spec, RunContext(parent_id, get_settings().optuna_storage))
         assert planner is not None
         new_ids = _create_children(repo, parent_id, planner.advance(spec, children))
         session.commit()

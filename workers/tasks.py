@@ -15,7 +15,7 @@ from core.db import session_scope
 from core.models import Status
 from core.repositories import ExperimentRepository
 from core.settings import get_settings
-from ml.fanout import planner_for
+from ml.fanout import RunContext, planner_for
 from ml.spec import parse_spec
 from workers.fanout import advance_parent, start_fanout
 from workers.reporter import DatabaseReporter
@@ -55,16 +55,17 @@ def run_experiment(self: Task, experiment_id: int) -> str:
             return f"skipped: {state}"
         spec = dict(experiment.spec)
 
-    planner = planner_for(spec)
+    settings = get_settings()
+    context = RunContext(experiment_id=experiment_id, optuna_storage=settings.optuna_storage)
+    planner = planner_for(spec, context)
     if planner is not None:
         return start_fanout(experiment_id, parse_spec(spec), planner)
 
-    settings = get_settings()
     reporter = DatabaseReporter(
         experiment_id, LocalArtifactStore(settings.resolved_artifact_dir), settings.cancel_poll_seconds
     )
     try:
-        summary = run_spec(spec, reporter)
+        summary = run_spec(spec, reporter, context=context)
     except Cancelled as exc:
         _finish(experiment_id, Status.cancelled, error=str(exc), reason="cancelled")
         return "cancelled"
