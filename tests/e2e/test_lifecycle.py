@@ -39,8 +39,12 @@ def test_quickstart_succeeds_with_metrics(service) -> None:
     epochs = experiment["summary"]["epochs_run"]
     assert len([m for m in metrics if (m["split"], m["name"]) == ("validation", "loss")]) == epochs
     artifacts = httpx.get(f"{service.url}/api/v1/experiments/{experiment['id']}/artifacts").json()
-    csv = httpx.get(artifacts[0]["url"])
+    by_name = {a["name"]: a for a in artifacts}
+    assert {"predictions.csv", "learning_curves.png", "confusion_matrix.png", "model.pt"} <= set(by_name)
+    csv = httpx.get(by_name["predictions.csv"]["url"])
     assert csv.status_code == 200 and csv.text.startswith("row,true,predicted")
+    png = httpx.get(by_name["learning_curves.png"]["url"])
+    assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
 
 
 def test_cancel_running_experiment_within_seconds(service) -> None:
