@@ -1,7 +1,8 @@
-"""Models by name. A builder takes the model spec and the input/output sizes."""
+"""Models by name. A builder takes the model spec, the input/output sizes and the image shape."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from torch import nn
@@ -16,27 +17,71 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,
     "elu": nn.ELU,
 }
+POOLING: dict[str, Callable[[], nn.Module] | None] = {
+    "max": lambda: nn.MaxPool2d(2),
+    "avg": lambda: nn.AvgPool2d(2),
+    "none": None,
+}
 
 
-def _mlp(spec: ModelSpec, n_inputs: int, n_outputs: int, image_shape: tuple[int, ...] | None) -> nn.Module:
+def _dense_layers(spec: ModelSpec, width: int) -> tuple[list[nn.Module], int]:
+    """Hidden dense layers: linear, [batch norm], activation, [dropout]. Returns them and the last width."""
     layers: list[nn.Module] = []
-    width = n_inputs
     for hidden in spec.hidden:
-        layers += [nn.Linear(width, hidden), ACTIVATIONS[spec.activation]()]
+        # A bias right before batch norm is cancelled by its mean subtraction.
+        layers.append(nn.Linear(width, hidden, bias=not spec.batch_norm))
+        if spec.batch_norm:
+            layers.append(nn.BatchNorm1d(hidden))
+        layers.append(ACTIVATIONS[spec.activation]())
         if spec.dropout > 0:
             layers.append(nn.Dropout(spec.dropout))
         width = hidden
-    layers.append(nn.Linear(width, n_outputs))
-    return nn.Sequential(*layers)
+    return layers, width
+
+
+def _mlp(spec: ModelSpec, n_inputs: int, n_outputs: int, image_shape: tuple[int, ...] | None) -> nn.Module:
+    layers, width = _dense_layers(spec, n_inputs)
+    return nn.Sequential(*layers, nn.Linear(width, n_outputs))
 
 
 def _linear(spec: ModelSpec, n_inputs: int, n_outputs: int, image_shape: tuple[int, ...] | None) -> nn.Module:
     return nn.Sequential(nn.Linear(n_inputs, n_outputs))
 
 
+def _image_dims(n_inputs: int, image_shape: tuple[int, ...] | None) -> tuple[int, int, int]:
+    if image_shape is None:
+        raise ValueError(
+            "the cnn model needs image data (e.g. builtin/digits, or an uploaded C x H x W image "
+            "array) whose pixel columns all survive preprocessing; use type mlp for tabular data"
+        )
+    dims = (1, *image_shape) if len(image_shape) == 2 else tuple(image_shape)
+    if len(dims) != 3 or math.prod(dims) != n_inputs:
+        raise ValueError(f"the cnn model got {n_inputs} input columns, which is not an image of shape {image_shape}")
+    return dims[0], dims[1], dims[2]
+
+
+def _cnn(spec: ModelSpec, n_inputs: int, n_outputs: int, image_shape: tuple[int, ...] | None) -> nn.Module:
+    channels, height, width = _image_dims(n_inputs, image_shape)
+    kernel, pooling = spec.conv_kernel_size, POOLING[spec.conv_pooling]
+    # Rows arrive flattened (the loop batches plain feature matrices): restore C x H x W first.
+    layers: list[nn.Module] = [nn.Unflatten(1, (channels, height, width))]
+    for filters in spec.conv_channels:
+        layers.append(nn.Conv2d(channels, filters, kernel, padding=kernel // 2, bias=not spec.batch_norm))
+        if spec.batch_norm:
+            layers.append(nn.BatchNorm2d(filters))
+        layers.append(ACTIVATIONS[spec.activation]())
+        if pooling is not None and min(height, width) >= 2:  # small images stop shrinking at 1 x 1
+            layers.append(pooling())
+            height, width = height // 2, width // 2
+        channels = filters
+    head, head_width = _dense_layers(spec, channels * height * width)
+    return nn.Sequential(*layers, nn.Flatten(), *head, nn.Linear(head_width, n_outputs))
+
+
 MODELS: dict[str, Callable[[ModelSpec, int, int, tuple[int, ...] | None], nn.Module]] = {
     "mlp": _mlp,
     "linear": _linear,
+    "cnn": _cnn,
 }
 
 
@@ -50,5 +95,11 @@ def build_model(
         n_inputs: number of input features after preprocessing.
         n_outputs: number of classes (classification) or 1 (regression).
         image_shape: (channels, height, width) when each row is a flattened image.
+
+    Returns:
+        The untrained network (on the CPU); it takes rows of `n_inputs` features.
+
+    Raises:
+        ValueError: a cnn without image data, or with columns that do not form the image.
     """
     return MODELS[spec.type](spec, n_inputs, n_outputs, image_shape)

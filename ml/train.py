@@ -4,11 +4,13 @@ Why it looks the way it does:
 - the data lives as tensors on the device and is batched by index (a shuffled index tensor),
   so there is no per-row DataLoader and no host<->device copy per batch;
 - running sums stay on the device; the host reads them once per epoch (one sync per epoch);
-- the reporter is polled between batches so a cancel takes effect within a batch.
+- the reporter is polled between batches so a cancel takes effect within a batch;
+- schedules, penalties, max-norm and clipping all stay on the device (no `.item()` per batch).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Callable
@@ -19,7 +21,9 @@ from torch import nn
 
 from ml.errors import Cancelled, TrainingDiverged
 from ml.optim import build_optimizer
+from ml.regularization import Regularizer
 from ml.reporter import Reporter
+from ml.schedules import build_schedule
 from ml.spec import TrainSpec
 
 # A finite loss this many times larger than the first epoch's counts as diverged too.
@@ -73,13 +77,41 @@ def evaluate_loss(
     for start in range(0, len(X), batch_size):
         out = model(X[start : start + batch_size])
         target = y[start : start + batch_size]
-        total += criterion(_fit_shape(out, task), target) * len(target)
+        total += criterion(fit_shape(out, task), target) * len(target)
         metric += _task_metric(task, out, target)
     return total / max(len(X), 1), metric
 
 
-def _fit_shape(output: torch.Tensor, task: str) -> torch.Tensor:
+def fit_shape(output: torch.Tensor, task: str) -> torch.Tensor:
+    """The model's output as the loss wants it: (n, classes) logits, or (n,) values for regression."""
     return output if task == "classification" else output.squeeze(-1)
+
+
+def _mixed_precision(
+    wanted: bool, device: torch.device, reporter: Reporter
+) -> tuple[contextlib.AbstractContextManager[object], torch.amp.GradScaler]:
+    """The autocast context and gradient scaler of a run (both inert unless CUDA and wanted)."""
+    if wanted and device.type != "cuda":
+        reporter.log(f"mixed_precision ignored on {device.type}: autocast is used on CUDA only")
+    if not wanted or device.type != "cuda":
+        return contextlib.nullcontext(), torch.amp.GradScaler("cuda", enabled=False)
+    # bfloat16 has float32's range, so it needs no loss scaling; float16 (older GPUs) does.
+    bf16 = torch.cuda.is_bf16_supported()
+    dtype = torch.bfloat16 if bf16 else torch.float16
+    reporter.log(f"mixed precision: autocast to {dtype}".replace("torch.", ""))
+    return torch.autocast("cuda", dtype=dtype), torch.amp.GradScaler("cuda", enabled=not bf16)
+
+
+def _batch_starts(n: int, batch_size: int, model: nn.Module) -> range:
+    """Where each batch of an epoch starts.
+
+    Batch norm cannot normalize a single row in training mode, so under batch norm a last batch
+    of one row is left out (a different row each epoch, since the order is reshuffled).
+    """
+    has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if has_batch_norm and n > 1 and n % batch_size == 1:
+        return range(0, n - 1, batch_size)
+    return range(0, n, batch_size)
 
 
 def fit(
@@ -99,7 +131,7 @@ def fit(
     Args:
         model: the network, already on the device of the tensors.
         data: train and validation tensors.
-        spec: epochs, batch size, optimizer, early stopping.
+        spec: epochs, batch size, optimizer, schedule, regularization, early stopping, precision.
         task: ``classification`` or ``regression``.
         reporter: receives per-epoch metrics and is polled for cancellation.
         generator: the seeded generator that shuffles batches (determinism).
@@ -107,54 +139,79 @@ def fit(
         batch_transform: augments each training batch on the fly (every epoch anew).
 
     Returns:
-        The learning curves and where training stopped.
+        The learning curves (``train/lr`` is the rate each epoch trained at) and where training
+        stopped.
 
     Raises:
         Cancelled: the reporter asked to stop.
         TrainingDiverged: the loss became nan/inf or exploded.
     """
+    device = data.X_train.device
+    n = len(data.X_train)
+    starts = _batch_starts(n, spec.batch_size, model)
+    rows_per_epoch = min(n, starts[-1] + spec.batch_size) if len(starts) else 0
     optimizer = build_optimizer(model.parameters(), spec.optimizer)
+    schedule = build_schedule(spec.schedule, optimizer, spec.epochs, len(starts))
+    regularizer = Regularizer(model, spec.regularization)
+    autocast, scaler = _mixed_precision(spec.mixed_precision, device, reporter)
     criterion = loss_function(task, class_weights)
     metric_name = "accuracy" if task == "classification" else "rmse"
     history = History()
-    n = len(data.X_train)
     stopping = spec.early_stopping
     best_val, best_state, first_loss = math.inf, None, None
-    device = data.X_train.device
 
     for epoch in range(1, spec.epochs + 1):
         model.train()
+        # Read before the epoch: schedules change the rate after it (one_cycle after each batch).
+        lr = optimizer.param_groups[0]["lr"]
         # Shuffle on the CPU with the seeded generator (same order on every device).
         order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
         loss_sum = torch.zeros((), device=device)
         metric_sum = torch.zeros((), device=device)
-        for start in range(0, n, spec.batch_size):
+        penalty_sum = torch.zeros((), device=device)
+        for start in starts:
             if reporter.should_stop():
                 raise Cancelled(f"cancelled during epoch {epoch}")
             idx = order[start : start + spec.batch_size]
             xb, yb = data.X_train[idx], data.y_train[idx]
             if batch_transform is not None:
                 xb, yb = batch_transform(xb, yb, generator)
-            output = model(xb)
-            loss = criterion(_fit_shape(output, task), yb)
+            xb = regularizer.drop_inputs(xb)
+            with autocast:
+                output = model(xb)
+                loss = criterion(fit_shape(output, task), yb)
+            # The penalty is minimized with the loss but reported apart, so that the training
+            # loss stays comparable with the validation loss (the bias-variance diagnosis).
+            objective = loss
+            if regularizer.has_penalty:
+                penalty = regularizer.penalty()
+                objective = loss + penalty
+                penalty_sum += penalty.detach()
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(idx)
-            metric_sum += _task_metric(task, output.detach(), yb)
+            scaler.scale(objective).backward()
+            if spec.regularization.clip_grad_norm is not None:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                regularizer.clip_gradients()
+            scaler.step(optimizer)
+            scaler.update()
+            regularizer.constrain()  # max-norm acts on the weights the step just produced
+            schedule.after_batch()
+            loss_sum += loss.detach().float() * len(idx)
+            metric_sum += _task_metric(task, output.detach().float(), yb)
 
         val_loss, val_metric = evaluate_loss(model, data.X_val, data.y_val, task)
         # The one host sync of the epoch.
-        train_loss, train_metric, v_loss, v_metric = torch.stack(
-            [loss_sum / n, metric_sum, val_loss, val_metric]
+        train_loss, train_metric, v_loss, v_metric, penalty_mean = torch.stack(
+            [loss_sum / rows_per_epoch, metric_sum, val_loss, val_metric, penalty_sum / len(starts)]
         ).tolist()
-        lr = optimizer.param_groups[0]["lr"]
         _check_divergence(train_loss, first_loss, epoch, lr)
         first_loss = train_loss if first_loss is None else first_loss
 
         values = {
-            "train": {"loss": train_loss, metric_name: _finish_metric(task, train_metric, n), "lr": lr},
+            "train": {"loss": train_loss, metric_name: _finish_metric(task, train_metric, rows_per_epoch), "lr": lr},
         }
+        if regularizer.has_penalty:
+            values["train"]["penalty"] = penalty_mean
         if len(data.X_val):
             values["validation"] = {"loss": v_loss, metric_name: _finish_metric(task, v_metric, len(data.X_val))}
         for split, named in values.items():
@@ -164,6 +221,7 @@ def fit(
         reporter.on_epoch_end(epoch, values)
 
         monitored = v_loss if len(data.X_val) else train_loss
+        schedule.after_epoch(monitored)
         if monitored < best_val - (stopping.min_delta if stopping else 0.0):
             best_val, history.best_epoch = monitored, epoch
             if stopping and stopping.restore_best:

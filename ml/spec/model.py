@@ -4,26 +4,78 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ml.spec.base import MAX_LAYERS, MAX_WIDTH, StrictModel
 
 Activation = Literal["relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu"]
+MAX_KERNEL = 15
+
+# Fields that only a convolutional network reads, and their defaults.
+CNN_ONLY = ("channels", "kernel_size", "pooling")
+DEFAULT_CHANNELS = (16, 32)
+DEFAULT_KERNEL_SIZE = 3
+DEFAULT_POOLING = "max"
 
 
 class ModelSpec(StrictModel):
-    """A model from the model registry (`ml.models`)."""
+    """A model from the model registry (`ml.models`).
 
-    type: Literal["mlp", "linear"] = Field(default="mlp", description="mlp, or linear (logistic/linear baseline).")
+    - ``mlp``: dense layers of widths `hidden`, each followed by [batch norm], the activation
+      and [dropout].
+    - ``linear``: one dense layer (logistic regression / linear regression baseline).
+    - ``cnn``: convolution blocks (conv, [batch norm], activation, pooling) with `channels`
+      filters each, then a dense head of widths `hidden` (with dropout). Needs image data: each
+      row is a flattened C x H x W image (builtin/digits is 1 x 8 x 8).
+    """
+
+    type: Literal["mlp", "linear", "cnn"] = Field(
+        default="mlp", description="mlp, linear (logistic/linear baseline) or cnn (image data)."
+    )
     hidden: list[int] = Field(
         default_factory=lambda: [64],
         max_length=MAX_LAYERS,
-        description=f"Widths of the hidden layers (each 1..{MAX_WIDTH}).",
+        description=f"Widths of the hidden dense layers (each 1..{MAX_WIDTH}); the head of a cnn.",
     )
     activation: Activation = "relu"
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout after each hidden layer.")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout after each hidden dense layer.")
+    batch_norm: bool = Field(default=False, description="Batch normalization before each activation.")
+    channels: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8,
+        description="cnn only: filters of each convolution block (default [16, 32]).",
+    )
+    kernel_size: int | None = Field(default=None, ge=1, le=MAX_KERNEL, description="cnn only: odd, default 3.")
+    pooling: Literal["max", "avg", "none"] | None = Field(
+        default=None, description="cnn only: 2x2 pooling after each block (default max)."
+    )
 
-    def model_post_init(self, __context: object) -> None:
-        for width in self.hidden:
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        for width in [*self.hidden, *(self.channels or [])]:
             if not 1 <= width <= MAX_WIDTH:
-                raise ValueError(f"hidden layer widths must be between 1 and {MAX_WIDTH}, got {width}")
+                raise ValueError(f"layer widths and channels must be between 1 and {MAX_WIDTH}, got {width}")
+        if self.type != "cnn":
+            for name in CNN_ONLY:
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies to type 'cnn' only, not {self.type!r}")
+        if self.kernel_size is not None and self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (keeps the image size), got {self.kernel_size}")
+        return self
+
+    # The cnn-only settings with their defaults filled in.
+    @property
+    def conv_channels(self) -> list[int]:
+        """Filters of each convolution block."""
+        return self.channels if self.channels is not None else list(DEFAULT_CHANNELS)
+
+    @property
+    def conv_kernel_size(self) -> int:
+        """Side of the square convolution kernels."""
+        return self.kernel_size if self.kernel_size is not None else DEFAULT_KERNEL_SIZE
+
+    @property
+    def conv_pooling(self) -> str:
+        """Pooling after each block: max, avg or none."""
+        return self.pooling if self.pooling is not None else DEFAULT_POOLING
