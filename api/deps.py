@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException
+from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
-from core.models import Experiment
-from core.repositories import ExperimentRepository
+from core.models import Experiment, User
+from core.repositories import ExperimentRepository, TokenRepository
+
+TOKEN_COOKIE = "trainlab_token"
 
 
 def get_session() -> Iterator[Session]:
@@ -24,8 +26,36 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_experiment(experiment_id: int, session: SessionDep) -> Experiment:
-    experiment = ExperimentRepository(session).get(experiment_id)
+def _presented_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(TOKEN_COOKIE)
+
+
+def get_current_user(request: Request, session: SessionDep) -> User:
+    """The user whose token came with the request (Bearer header or the dashboard's cookie)."""
+    token = _presented_token(request)
+    user = TokenRepository(session).authenticate(token) if token else None
+    if user is None:
+        raise HTTPException(
+            401,
+            detail="a valid API token is required: send 'Authorization: Bearer tl_...'"
+            if not token
+            else "the token is unknown or revoked",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    session.commit()  # last_used_at
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_experiment(experiment_id: int, session: SessionDep, user: CurrentUser) -> Experiment:
+    """The experiment, if it exists and the user may see it (404 otherwise: no existence leak)."""
+    experiment = ExperimentRepository(session).visible(experiment_id, user)
     if experiment is None:
         raise HTTPException(status_code=404, detail=f"experiment {experiment_id} not found")
     return experiment

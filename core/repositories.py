@@ -10,21 +10,79 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.models import FINAL_STATUSES, Artifact, Experiment, Metric, Status, utcnow
+from core.models import FINAL_STATUSES, ApiToken, Artifact, Dataset, Experiment, Metric, Status, User, utcnow
+from core.security import display_prefix, hash_token, new_token, same_hash
 
 
 class ExperimentRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def create(self, *, name: str, kind: str, spec: dict[str, Any], parent_id: int | None = None) -> Experiment:
-        experiment = Experiment(name=name, kind=kind, spec=spec, parent_id=parent_id, status=Status.queued)
+    def create(
+        self,
+        *,
+        name: str,
+        kind: str,
+        spec: dict[str, Any],
+        parent_id: int | None = None,
+        owner_id: int | None = None,
+        priority: str = "normal",
+        idempotency_key: str | None = None,
+        dataset_id: int | None = None,
+    ) -> Experiment:
+        experiment = Experiment(
+            name=name,
+            kind=kind,
+            spec=spec,
+            parent_id=parent_id,
+            status=Status.queued,
+            owner_id=owner_id,
+            priority=priority,
+            idempotency_key=idempotency_key,
+            dataset_id=dataset_id,
+        )
         self.session.add(experiment)
         self.session.flush()
         return experiment
 
     def get(self, experiment_id: int) -> Experiment | None:
         return self.session.get(Experiment, experiment_id)
+
+    def visible(self, experiment_id: int, user: User) -> Experiment | None:
+        """The experiment if `user` may see it (its owner, or an admin)."""
+        experiment = self.get(experiment_id)
+        if experiment is None or not (user.is_admin or experiment.owner_id == user.id):
+            return None
+        return experiment
+
+    def by_idempotency_key(self, owner_id: int | None, key: str) -> Experiment | None:
+        return self.session.scalar(
+            select(Experiment).where(Experiment.owner_id == owner_id, Experiment.idempotency_key == key)
+        )
+
+    def submitted_since(self, owner_id: int, since: datetime) -> int:
+        """Top-level experiments a user submitted since a moment (rate limiting)."""
+        query = select(func.count()).where(
+            Experiment.owner_id == owner_id, Experiment.parent_id.is_(None), Experiment.created_at >= since
+        )
+        return self.session.scalar(query) or 0
+
+    def running_single_runs(self, owner_id: int) -> int:
+        """Running experiments of a user that train (fan-out parents only wait)."""
+        parent_ids = select(Experiment.parent_id).where(Experiment.parent_id.is_not(None))
+        return (
+            self.session.scalar(
+                select(func.count()).where(
+                    Experiment.owner_id == owner_id,
+                    Experiment.status == Status.running,
+                    Experiment.id.not_in(parent_ids),
+                )
+            )
+            or 0
+        )
+
+    def mark_dispatched(self, experiment_id: int) -> None:
+        self.session.execute(update(Experiment).where(Experiment.id == experiment_id).values(dispatched_at=utcnow()))
 
     def list(
         self,
@@ -34,11 +92,14 @@ class ExperimentRepository:
         name: str | None = None,
         parent_id: int | None = None,
         top_level: bool = False,
+        owner_id: int | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[Sequence[Experiment], int]:
-        """Newest first, with the total count of matching rows."""
+        """Newest first, with the total count of matching rows (only `owner_id`'s when given)."""
         query = select(Experiment)
+        if owner_id is not None:
+            query = query.where(Experiment.owner_id == owner_id)
         if status:
             query = query.where(Experiment.status == status)
         if kind:
@@ -202,3 +263,94 @@ def _aware(value: datetime) -> datetime:
     from datetime import UTC
 
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class UserRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(self, name: str, *, is_admin: bool = False) -> User:
+        user = User(name=name, is_admin=is_admin)
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    def get_by_name(self, name: str) -> User | None:
+        return self.session.scalar(select(User).where(User.name == name))
+
+    def list(self) -> Sequence[User]:
+        return self.session.scalars(select(User).order_by(User.id)).all()
+
+    def count(self) -> int:
+        return self.session.scalar(select(func.count()).select_from(User)) or 0
+
+
+class TokenRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def issue(self, user: User, label: str | None = None) -> tuple[str, ApiToken]:
+        """A new token for `user`: the plain token (show it once) and its stored row."""
+        token = new_token()
+        row = ApiToken(user_id=user.id, prefix=display_prefix(token), token_hash=hash_token(token), label=label)
+        self.session.add(row)
+        self.session.flush()
+        return token, row
+
+    def authenticate(self, token: str) -> User | None:
+        """The user a live token belongs to, or None (unknown or revoked)."""
+        digest = hash_token(token)
+        row = self.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+        if row is None or row.revoked_at is not None or not same_hash(row.token_hash, digest):
+            return None
+        row.last_used_at = utcnow()
+        return row.user
+
+    def list(self, user: User | None = None) -> Sequence[ApiToken]:
+        query = select(ApiToken).order_by(ApiToken.id)
+        if user is not None:
+            query = query.where(ApiToken.user_id == user.id)
+        return self.session.scalars(query).all()
+
+    def revoke(self, prefix: str) -> int:
+        """Revoke every live token whose prefix starts with `prefix`; how many were revoked."""
+        rows = self.session.scalars(
+            select(ApiToken).where(ApiToken.prefix.startswith(prefix, autoescape=True), ApiToken.revoked_at.is_(None))
+        ).all()
+        for row in rows:
+            row.revoked_at = utcnow()
+        self.session.flush()
+        return len(rows)
+
+
+class DatasetRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, dataset: Dataset) -> Dataset:
+        self.session.add(dataset)
+        self.session.flush()
+        return dataset
+
+    def visible(self, dataset_id: int, user: User) -> Dataset | None:
+        dataset = self.session.get(Dataset, dataset_id)
+        if dataset is None or not (user.is_admin or dataset.owner_id == user.id):
+            return None
+        return dataset
+
+    def get(self, dataset_id: int) -> Dataset | None:
+        return self.session.get(Dataset, dataset_id)
+
+    def list(self, owner_id: int | None) -> Sequence[Dataset]:
+        query = select(Dataset).order_by(Dataset.id.desc())
+        if owner_id is not None:
+            query = query.where(Dataset.owner_id == owner_id)
+        return self.session.scalars(query).all()
+
+    def in_use(self, dataset_id: int) -> int:
+        """How many experiments use the data set."""
+        return self.session.scalar(select(func.count()).where(Experiment.dataset_id == dataset_id)) or 0
+
+    def delete(self, dataset: Dataset) -> None:
+        self.session.delete(dataset)
+        self.session.flush()

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(default=None, ge=1, description="Default: cores / concurrency.")
     cancel_poll_seconds: float = Field(default=0.5, gt=0, description="How often a run checks for cancel.")
     max_request_bytes: int = Field(default=100 * 1024 * 1024, description="Body size limit (413 above).")
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, description="Data-set upload limit (413 above).")
+    submit_rate_per_minute: int = Field(default=120, ge=1, description="Submissions per user per minute (429).")
+    max_running_per_user: int = Field(default=0, ge=0, description="Running experiments per user; 0: no limit.")
+    fanout_window: int = Field(
+        default=8, ge=1, description="Children of one fan-out experiment queued at once (fair share of workers)."
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -58,7 +58,15 @@ def client(api_env: Path) -> Iterator[object]:
     from api.main import create_app
 
     with TestClient(create_app()) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {make_user('owner')}"
         yield test_client
+
+
+def make_user(name: str, admin: bool = False) -> str:
+    """A user in the configured database; returns its token."""
+    from trainlab.admin import create_user
+
+    return create_user(name, admin)
 
 
 def queued_messages(data_dir: Path) -> int:

@@ -91,6 +91,8 @@ class Service:
         self.env = {**os.environ, **env, "TRAINLAB_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
         self.logs = data_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
+        self.token = ""
+        self.http = httpx.Client(base_url=self.url, timeout=30)
         self.api: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self.n_workers = workers
@@ -110,11 +112,21 @@ class Service:
         subprocess.run(
             [sys.executable, "-m", "trainlab.cli", "migrate"], cwd=ROOT, env=self.env, check=True, capture_output=True
         )
+        self.token = self.create_user("tester", admin=False)
+        self.http.headers["Authorization"] = f"Bearer {self.token}"
         self.api = self._spawn(["serve", "--port", str(self.port)], "api.log")
         for i in range(self.n_workers):
             self.start_worker(f"w{i}")
         self.wait_healthy()
         return self
+
+    def create_user(self, name: str, admin: bool = False) -> str:
+        """A user of this server; returns its token."""
+        code = f"from trainlab.admin import create_user; print(create_user({name!r}, {admin!r}))"
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=self.env, check=True, capture_output=True, text=True
+        )
+        return out.stdout.strip().splitlines()[-1]
 
     def start_worker(self, name: str) -> subprocess.Popen[bytes]:
         proc = self._spawn(["worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}"], f"worker-{name}.log")
@@ -137,6 +149,7 @@ class Service:
         return path.read_text(errors="replace")[-5000:] if path.exists() else ""
 
     def stop(self) -> None:
+        self.http.close()
         for proc in [*self.workers, self.api]:
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -154,7 +167,7 @@ class Service:
         deadline = time.monotonic() + timeout
         experiment: dict = {}
         while time.monotonic() < deadline:
-            experiment = httpx.get(f"{self.url}/api/v1/experiments/{experiment_id}", timeout=5).json()
+            experiment = self.http.get(f"/api/v1/experiments/{experiment_id}").json()
             if experiment["status"] in statuses:
                 return experiment
             time.sleep(0.2)

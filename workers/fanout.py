@@ -60,18 +60,40 @@ def _result(child: Experiment) -> ChildResult:
     )
 
 
-def _create_children(repo: ExperimentRepository, parent_id: int, plans: list[ChildPlan]) -> list[int]:
+def _create_children(repo: ExperimentRepository, parent: Experiment, plans: list[ChildPlan]) -> list[int]:
     ids = []
     for plan in plans:
         kind = experiment_kind(parse_spec(plan.spec))
-        ids.append(repo.create(name=plan.name[:200], kind=kind, spec=plan.spec, parent_id=parent_id).id)
+        child = repo.create(
+            name=plan.name[:200],
+            kind=kind,
+            spec=plan.spec,
+            parent_id=parent.id,
+            owner_id=parent.owner_id,
+            priority=parent.priority,
+            dataset_id=parent.dataset_id,
+        )
+        ids.append(child.id)
     return ids
 
 
-def _dispatch(ids: list[int]) -> None:
-    for child_id in ids:
+def _claim_window(repo: ExperimentRepository, parent: Experiment) -> list[tuple[int, str]]:
+    """Children to send now: at most `fanout_window` of a parent's children are in the broker or
+    running at once, so one user's 200-trial search cannot fill the queue ahead of everyone."""
+    children = list(parent.children)
+    active = [c for c in children if c.dispatched_at is not None and c.status not in FINAL_STATUSES]
+    pending = [c for c in children if c.dispatched_at is None and c.status == Status.queued]
+    room = max(0, get_settings().fanout_window - len(active))
+    chosen = pending[:room]
+    for child in chosen:
+        repo.mark_dispatched(child.id)
+    return [(c.id, c.priority) for c in chosen]
+
+
+def _send(children: list[tuple[int, str]]) -> None:
+    for child_id, priority in children:
         try:
-            send_run_experiment(child_id)
+            send_run_experiment(child_id, priority)
         except Exception:  # stays queued in the database; the reconciler re-dispatches it
             log.exception("could not queue child experiment %s", child_id)
 
@@ -89,9 +111,14 @@ def start_fanout(experiment_id: int, spec: Any, planner: Planner) -> str:
             repo.finish(experiment_id, Status.cancelled, error="cancelled before it fanned out", reason="cancelled")
             session.commit()
             return "cancelled"
-        ids = _create_children(repo, experiment_id, plans)
+        parent = repo.get(experiment_id)
+        assert parent is not None
+        ids = _create_children(repo, parent, plans)
+        session.flush()
+        session.refresh(parent, ["children"])
+        to_send = _claim_window(repo, parent)
         session.commit()
-    _dispatch(ids)
+    _send(to_send)
     if not ids:
         advance_parent(experiment_id)
     return f"fanned out: {len(ids)} children"
@@ -127,12 +154,13 @@ def advance_parent(parent_id: int) -> None:
         spec = parse_spec(parent.spec)
         planner = planner_for(spec, RunContext(parent_id, get_settings().optuna_storage))
         assert planner is not None
-        new_ids = _create_children(repo, parent_id, planner.advance(spec, children))
+        new_ids = _create_children(repo, parent, planner.advance(spec, children))
+        session.flush()
+        session.refresh(parent, ["children"])
+        to_send = _claim_window(repo, parent)
         session.commit()
-    if new_ids:
-        _dispatch(new_ids)
-        return
-    if any(c.status not in FINAL_STATUSES for c in children):
+    _send(to_send)
+    if new_ids or any(c.status not in FINAL_STATUSES for c in children):
         return
     settings = get_settings()
     store = LocalArtifactStore(settings.resolved_artifact_dir)

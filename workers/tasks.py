@@ -35,6 +35,21 @@ def _finish(experiment_id: int, status: Status, **fields: Any) -> None:
         advance_parent(parent_id)
 
 
+QUOTA_RETRY_SECONDS = 3
+
+
+def _over_quota(experiment_id: int) -> bool:
+    limit = get_settings().max_running_per_user
+    if not limit:
+        return False
+    with session_scope() as session:
+        repo = ExperimentRepository(session)
+        experiment = repo.get(experiment_id)
+        if experiment is None or experiment.status != Status.queued or experiment.owner_id is None:
+            return False
+        return repo.running_single_runs(experiment.owner_id) >= limit
+
+
 @app.task(name=TASK_RUN_EXPERIMENT, bind=True)
 def run_experiment(self: Task, experiment_id: int) -> str:
     """Run experiment N and store its final state."""
@@ -42,6 +57,9 @@ def run_experiment(self: Task, experiment_id: int) -> str:
     from ml.run import run_experiment as run_spec
 
     worker = str(self.request.hostname or "worker")
+    if _over_quota(experiment_id):
+        # The owner already runs as many experiments as allowed: try again shortly.
+        raise self.retry(countdown=QUOTA_RETRY_SECONDS, max_retries=None)
     with session_scope() as session:
         repo = ExperimentRepository(session)
         claimed = repo.claim(experiment_id, worker)

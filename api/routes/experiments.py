@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from api.deps import ExperimentDep, SessionDep
+from api.deps import CurrentUser, ExperimentDep, SessionDep
 from api.schemas import ArtifactRead, ExperimentList, ExperimentRead, MetricRead
 from api.spec_body import read_document, validate_spec
 from core.artifacts import LocalArtifactStore
 from core.celery_app import send_run_experiment
-from core.models import FINAL_STATUSES, Status
-from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository
+from core.models import FINAL_STATUSES, Experiment, Status, User, utcnow
+from core.repositories import ArtifactRepository, DatasetRepository, ExperimentRepository, MetricRepository
 from core.settings import get_settings
 from ml.spec import experiment_kind
 
@@ -32,23 +35,86 @@ SPEC_BODY = {
 
 
 @router.post("", status_code=201, response_model=ExperimentRead, openapi_extra=SPEC_BODY)
-async def create_experiment(request: Request, session: SessionDep) -> ExperimentRead:
-    """Validate a spec (JSON or YAML), store it and queue it."""
+async def create_experiment(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> ExperimentRead:
+    """Validate a spec (JSON or YAML), store it and queue it. A repeated Idempotency-Key returns
+    the experiment the first request created (200) instead of a second one."""
+    repo = ExperimentRepository(session)
+    if idempotency_key and (earlier := repo.by_idempotency_key(user.id, idempotency_key)):
+        response.status_code = 200
+        return ExperimentRead.of(earlier)
     document = read_document(await request.body(), request.headers.get("content-type", ""))
     spec = validate_spec(document)
-    repo = ExperimentRepository(session)
-    experiment = repo.create(name=spec.name, kind=experiment_kind(spec), spec=spec.model_dump(mode="json"))
-    session.commit()
+    _check_rate(repo, user)
+    dataset_id = _dataset_of(spec, session, user)
     try:
-        send_run_experiment(experiment.id)
-    except Exception:  # the row is queued; the reconciler re-dispatches what the broker lost
-        log.exception("could not queue experiment %s", experiment.id)
+        experiment = repo.create(
+            name=spec.name,
+            kind=experiment_kind(spec),
+            spec=spec.model_dump(mode="json"),
+            owner_id=user.id,
+            priority=spec.priority,
+            idempotency_key=idempotency_key,
+            dataset_id=dataset_id,
+        )
+        session.commit()
+    except IntegrityError:  # the same key raced in from a retry: return the first one
+        session.rollback()
+        earlier = repo.by_idempotency_key(user.id, idempotency_key or "")
+        if earlier is None:
+            raise
+        response.status_code = 200
+        return ExperimentRead.of(earlier)
+    dispatch(session, experiment)
     return ExperimentRead.of(experiment)
+
+
+def dispatch(session: Session, experiment: Experiment) -> None:
+    """Send "run experiment N"; if the broker is down the row stays queued for the reconciler."""
+    try:
+        send_run_experiment(experiment.id, experiment.priority)
+        ExperimentRepository(session).mark_dispatched(experiment.id)
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("could not queue experiment %s", experiment.id)
+
+
+def _check_rate(repo: ExperimentRepository, user: User) -> None:
+    limit = get_settings().submit_rate_per_minute
+    if repo.submitted_since(user.id, utcnow() - timedelta(minutes=1)) >= limit:
+        raise HTTPException(
+            429,
+            detail=f"rate limit: at most {limit} submissions per minute per user",
+            headers={"Retry-After": "60"},
+        )
+
+
+def _dataset_of(spec: object, session: Session, user: User) -> int | None:
+    """The uploaded data set a spec uses, checked to exist and to be the user's (422 otherwise)."""
+    source = getattr(getattr(spec, "data", None), "source", "")
+    if not source.startswith("dataset/"):
+        return None
+    dataset_id = int(source.split("/", 1)[1])
+    if DatasetRepository(session).visible(dataset_id, user) is None:
+        raise HTTPException(
+            422,
+            detail=[
+                {"loc": ["body", "data", "source"], "msg": f"data set {dataset_id} not found", "type": "value_error"}
+            ],
+        )
+    return dataset_id
 
 
 @router.get("", response_model=ExperimentList)
 def list_experiments(
     session: SessionDep,
+    user: CurrentUser,
     status: Annotated[Status | None, Query()] = None,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
@@ -58,7 +124,13 @@ def list_experiments(
 ) -> ExperimentList:
     """List experiments, newest first; filter by status, kind, name or parent."""
     rows, total = ExperimentRepository(session).list(
-        status=status, kind=kind, name=name, parent_id=parent_id, limit=limit, offset=offset
+        status=status,
+        kind=kind,
+        name=name,
+        parent_id=parent_id,
+        owner_id=None if user.is_admin else user.id,
+        limit=limit,
+        offset=offset,
     )
     return ExperimentList(items=list(rows), total=total, limit=limit, offset=offset)  # type: ignore[arg-type]
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from sqlalchemy import text
 
-from api.deps import SessionDep
+from api.deps import CurrentUser, SessionDep
 from api.schemas import Health
 from core.celery_app import get_celery_app
 from ml.spec import spec_json_schema
@@ -39,6 +39,6 @@ def health(session: SessionDep, response: Response) -> Health:
 
 
 @router.get("/spec/schema")
-def spec_schema() -> dict[str, Any]:
+def spec_schema(user: CurrentUser) -> dict[str, Any]:
     """The JSON Schema of experiment specs, for clients that validate before submitting."""
     return spec_json_schema()

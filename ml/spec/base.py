@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 # Bounds that keep one spec from exhausting a shared server (each violation is a 422 naming it).
@@ -24,3 +26,6 @@ class ExperimentHeader(StrictModel):
     name: str = Field(min_length=1, max_length=200, description="A label for people; not unique.")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seeds data, splits and weights.")
     description: str | None = Field(default=None, max_length=5000)
+    priority: Literal["low", "normal", "high"] = Field(
+        default="normal", description="Queue priority among the waiting experiments (PostgreSQL + Redis set-up)."
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -20,12 +19,12 @@ def kfold_spec(epochs: int = 15) -> dict:
 
 
 def test_kfold_children_run_in_parallel_and_parent_summarizes(two_workers) -> None:
-    created = httpx.post(f"{two_workers.url}/api/v1/experiments", json=kfold_spec()).json()
+    created = two_workers.http.post("/api/v1/experiments", json=kfold_spec()).json()
     assert created["kind"] == "kfold"
     parent = two_workers.wait_for(created["id"], ("succeeded", "failed", "cancelled"), timeout=240)
     assert parent["status"] == "succeeded", parent["error"]
     children = [
-        httpx.get(f"{two_workers.url}/api/v1/experiments/{c['id']}").json() for c in parent["children"]
+        two_workers.http.get(f"/api/v1/experiments/{c['id']}").json() for c in parent["children"]
     ]
     assert len(children) == 5 and all(c["status"] == "succeeded" for c in children)
     assert all("test" not in c["summary"] for c in children)  # the test split stayed sealed
@@ -37,16 +36,16 @@ def test_kfold_children_run_in_parallel_and_parent_summarizes(two_workers) -> No
     summary = parent["summary"]
     assert set(summary["validation"]["accuracy"]) == {"mean", "std", "n"}
     assert summary["validation"]["accuracy"]["n"] == 5 and 0.8 < summary["test"]["accuracy"] <= 1
-    listed = httpx.get(f"{two_workers.url}/api/v1/experiments", params={"parent_id": created["id"]}).json()
+    listed = two_workers.http.get("/api/v1/experiments", params={"parent_id": created["id"]}).json()
     assert listed["total"] == 5
 
 
 def test_cancelling_a_kfold_parent_cancels_its_folds(two_workers) -> None:
-    created = httpx.post(f"{two_workers.url}/api/v1/experiments", json=kfold_spec(epochs=2000)).json()
+    created = two_workers.http.post("/api/v1/experiments", json=kfold_spec(epochs=2000)).json()
     two_workers.wait_for(created["id"], ("running",), timeout=60)
-    cancelled = httpx.post(f"{two_workers.url}/api/v1/experiments/{created['id']}/cancel").json()
+    cancelled = two_workers.http.post(f"/api/v1/experiments/{created['id']}/cancel").json()
     assert cancelled["cancel_requested"]
     parent = two_workers.wait_for(created["id"], ("cancelled", "failed", "succeeded"), timeout=60)
     assert parent["status"] == "cancelled"
     for child in parent["children"]:
-        assert httpx.get(f"{two_workers.url}/api/v1/experiments/{child['id']}").json()["status"] == "cancelled"
+        assert two_workers.http.get(f"/api/v1/experiments/{child['id']}").json()["status"] == "cancelled"

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -25,38 +24,37 @@ LONG_RUN = {
 
 
 def test_quickstart_succeeds_with_metrics(service) -> None:
-    created = httpx.post(
-        f"{service.url}/api/v1/experiments", content=QUICKSTART, headers={"Content-Type": "application/yaml"}
+    created = service.http.post("/api/v1/experiments", content=QUICKSTART, headers={"Content-Type": "application/yaml"}
     )
     assert created.status_code == 201 and created.json()["status"] == "queued"
     experiment = service.wait_for(created.json()["id"], ("succeeded", "failed"))
     assert experiment["status"] == "succeeded", experiment["error"]
     assert experiment["summary"]["test"]["accuracy"] >= 0.95
     assert experiment["timings"]["run_seconds"] > 0 and experiment["attempts"] == 1
-    metrics = httpx.get(f"{service.url}/api/v1/experiments/{experiment['id']}/metrics").json()
+    metrics = service.http.get(f"/api/v1/experiments/{experiment['id']}/metrics").json()
     series = {(m["split"], m["name"]) for m in metrics}
     assert {("train", "loss"), ("validation", "loss"), ("train", "accuracy"), ("validation", "accuracy")} <= series
     epochs = experiment["summary"]["epochs_run"]
     assert len([m for m in metrics if (m["split"], m["name"]) == ("validation", "loss")]) == epochs
-    artifacts = httpx.get(f"{service.url}/api/v1/experiments/{experiment['id']}/artifacts").json()
+    artifacts = service.http.get(f"/api/v1/experiments/{experiment['id']}/artifacts").json()
     by_name = {a["name"]: a for a in artifacts}
     assert {"predictions.csv", "learning_curves.png", "confusion_matrix.png", "model.pt"} <= set(by_name)
-    csv = httpx.get(by_name["predictions.csv"]["url"])
+    csv = service.http.get(by_name["predictions.csv"]["url"])
     assert csv.status_code == 200 and csv.text.startswith("row,true,predicted")
-    png = httpx.get(by_name["learning_curves.png"]["url"])
+    png = service.http.get(by_name["learning_curves.png"]["url"])
     assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
 
 
 def test_cancel_running_experiment_within_seconds(service) -> None:
-    created = httpx.post(f"{service.url}/api/v1/experiments", json=LONG_RUN).json()
+    created = service.http.post("/api/v1/experiments", json=LONG_RUN).json()
     service.wait_for(created["id"], ("running",), timeout=60)
     # let it log at least one epoch
     deadline = time.monotonic() + 60
-    while not httpx.get(f"{service.url}/api/v1/experiments/{created['id']}/metrics").json():
+    while not service.http.get(f"/api/v1/experiments/{created['id']}/metrics").json():
         assert time.monotonic() < deadline
         time.sleep(0.2)
     asked = time.monotonic()
-    assert httpx.post(f"{service.url}/api/v1/experiments/{created['id']}/cancel").json()["cancel_requested"]
+    assert service.http.post(f"/api/v1/experiments/{created['id']}/cancel").json()["cancel_requested"]
     final = service.wait_for(created["id"], ("cancelled", "failed", "succeeded"), timeout=30)
     assert final["status"] == "cancelled"
     assert time.monotonic() - asked < 5
@@ -69,14 +67,14 @@ def test_diverging_spec_fails_with_its_reason(service) -> None:
         "preprocess": [],
         "train": {"epochs": 20, "optimizer": {"name": "sgd", "lr": 10.0}},
     }
-    created = httpx.post(f"{service.url}/api/v1/experiments", json=spec).json()
+    created = service.http.post("/api/v1/experiments", json=spec).json()
     final = service.wait_for(created["id"], ("failed", "succeeded"))
     assert final["status"] == "failed" and final["error_reason"] == "diverged"
     assert "epoch" in final["error"] and "learning rate 10" in final["error"]
 
 
 def test_cli_submit_wait_and_status(embedded, tmp_path) -> None:
-    env = {**os.environ, "TRAINLAB_URL": embedded.url}
+    env = {**os.environ, "TRAINLAB_URL": embedded.url, "TRAINLAB_TOKEN": embedded.token}
     cli = [sys.executable, "-m", "trainlab.cli"]
     done = subprocess.run(
         [*cli, "submit", str(ROOT / "examples" / "quickstart.yaml"), "--wait"],

@@ -1,0 +1,102 @@
+"""Prometheus `/metrics`: queue depth, running, finished by status, queue waits and run durations,
+read from the database (the source of truth) at each scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.deps import SessionDep
+from core.models import FINAL_STATUSES, Experiment, Status
+from core.repositories import ExperimentRepository
+
+router = APIRouter(tags=["monitoring"])
+# Seconds: short CPU runs to multi-hour GPU runs.
+BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 12 * 3600)
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds()
+
+
+def _histogram(name: str, doc: str, samples: dict[str, list[float]]) -> HistogramMetricFamily:
+    """A histogram per kind from raw durations."""
+    family = HistogramMetricFamily(name, doc, labels=["kind"])
+    for kind, values in sorted(samples.items()):
+        buckets = [(str(b), float(sum(1 for v in values if v <= b))) for b in BUCKETS]
+        buckets.append(("+Inf", float(len(values))))
+        family.add_metric([kind], buckets, sum_value=sum(values))
+    return family
+
+
+def _duration_rows(session: Session) -> Sequence[tuple[str, str, datetime, datetime, datetime | None]]:
+    """(kind, status, created, started, finished) of every experiment that has started."""
+    query = select(
+        Experiment.kind, Experiment.status, Experiment.created_at, Experiment.started_at, Experiment.finished_at
+    ).where(Experiment.started_at.is_not(None))
+    return session.execute(query).tuples().all()  # type: ignore[return-value]
+
+
+def _oldest_queued(session: Session) -> datetime | None:
+    return session.scalar(select(func.min(Experiment.created_at)).where(Experiment.status == Status.queued))
+
+
+def _busy_workers(session: Session) -> int:
+    query = select(func.count(func.distinct(Experiment.worker))).where(Experiment.status == Status.running)
+    return session.scalar(query) or 0
+
+
+class ExperimentCollector:
+    """Reads the numbers for one scrape."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def collect(self) -> Iterator[Metric]:
+        counts = ExperimentRepository(self.session).counts_by_status()
+        now = datetime.now(UTC)
+        yield GaugeMetricFamily(
+            "trainlab_queue_depth", "Experiments queued, waiting for a worker.", counts.get("queued", 0)
+        )
+        yield GaugeMetricFamily("trainlab_experiments_running", "Experiments running now.", counts.get("running", 0))
+        by_status = GaugeMetricFamily("trainlab_experiments", "Experiments stored, by status.", labels=["status"])
+        for status in Status:
+            by_status.add_metric([status.value], counts.get(status.value, 0))
+        yield by_status
+        finished = CounterMetricFamily(
+            "trainlab_experiments_finished", "Experiments that reached a final state, by status.", labels=["status"]
+        )
+        for status in FINAL_STATUSES:
+            finished.add_metric([status.value], counts.get(status.value, 0))
+        yield finished
+        oldest = _oldest_queued(self.session)
+        yield GaugeMetricFamily(
+            "trainlab_queue_oldest_seconds",
+            "Age of the oldest queued experiment (0 when none).",
+            _seconds(oldest, now) if oldest else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "trainlab_workers_busy", "Workers running an experiment now.", _busy_workers(self.session)
+        )
+        waits: dict[str, list[float]] = {}
+        runs: dict[str, list[float]] = {}
+        for kind, status, created, started, finished_at in _duration_rows(self.session):
+            waits.setdefault(kind, []).append(max(0.0, _seconds(created, started)))
+            if finished_at is not None and status in FINAL_STATUSES:
+                runs.setdefault(kind, []).append(max(0.0, _seconds(started, finished_at)))
+        yield _histogram("trainlab_experiment_queued_seconds", "Time from submission to start, by kind.", waits)
+        yield _histogram("trainlab_experiment_run_seconds", "Run time of finished experiments, by kind.", runs)
+
+
+@router.get("/metrics", include_in_schema=False)
+def prometheus_metrics(session: SessionDep) -> Response:
+    """Prometheus text exposition of the experiment counts and durations."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ExperimentCollector(session))  # type: ignore[arg-type]
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,258 @@
+/* trainlab dashboard: every page's data comes from /api/v1 (the sign-in cookie goes along), so
+   the API's authentication guards the dashboard too. Charts: Chart.js, shipped in /static. */
+"use strict";
+
+const API = "/api/v1";
+const FINAL = ["succeeded", "failed", "cancelled"];
+const POLL_MS = 2000;
+const COLORS = ["#2f6fdf", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#0b7285", "#5c940d", "#862e9c"];
+window.trainlabCharts = {}; // key -> Chart, for people (and tests) poking at the page
+
+/* ---------- helpers ---------- */
+
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function fill(id, ...children) {
+  const node = document.getElementById(id);
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+function show(id, visible) {
+  document.getElementById(id).hidden = !visible;
+}
+
+function fmt(value) {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "number") {
+    if (Number.isInteger(value)) return String(value);
+    const abs = Math.abs(value);
+    return abs !== 0 && (abs < 1e-3 || abs >= 1e4) ? value.toExponential(3) : value.toFixed(4);
+  }
+  if (typeof value === "object") {
+    if ("mean" in value && "std" in value) return `${fmt(value.mean)} ± ${fmt(value.std)}`;
+    return JSON.stringify(value);
+  }
+  return String(value);
+}
+
+function seconds(value) {
+  if (value === null || value === undefined) return "";
+  return value < 120 ? `${value.toFixed(1)}s` : `${(value / 60).toFixed(1)}m`;
+}
+
+function badge(status) {
+  return h("span", { class: `status ${status}` }, status);
+}
+
+function problem(message) {
+  const node = document.getElementById("problem");
+  node.textContent = message;
+  node.hidden = !message;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(API + path, { credentials: "same-origin", ...options });
+  if (response.status === 401 || response.status === 403) {
+    const next = encodeURIComponent(location.pathname + location.search);
+    location.assign(`/login?next=${next}&refused=${response.status}`);
+    throw new Error("sign in needed");
+  }
+  if (!response.ok) {
+    const body = await response.text();
+    throw new Error(`${response.status} on ${path}: ${body.slice(0, 300)}`);
+  }
+  return response.json();
+}
+
+function repeat(step) {
+  // run step(); again every POLL_MS while it returns true
+  const run = () =>
+    step()
+      .then((again) => {
+        problem("");
+        if (again) setTimeout(run, POLL_MS);
+      })
+      .catch((error) => {
+        problem(error.message);
+        setTimeout(run, POLL_MS * 3);
+      });
+  run();
+}
+
+function scalars(object) {
+  return Object.fromEntries(
+    Object.entries(object || {}).filter(([, v]) => typeof v === "number" || (v && typeof v === "object" && "mean" in v)),
+  );
+}
+
+function keyValueCard(title, values) {
+  const rows = Object.entries(values).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "num" }, fmt(v))));
+  return rows.length ? h("div", { class: "card" }, h("h3", {}, title), h("table", {}, rows)) : null;
+}
+
+function table(headers, rows) {
+  return h(
+    "table",
+    { class: "grid" },
+    h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))),
+    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => (c instanceof Node && c.tagName === "TD" ? c : h("td", {}, c)))))),
+  );
+}
+
+/* ---------- charts ---------- */
+
+function lineChart(container, key, title, datasets, xTitle = "epoch") {
+  // Create the chart once; later calls swap its data in place (live updates without flicker).
+  const data = datasets.map((d, i) => ({
+    label: d.label,
+    data: d.points,
+    borderColor: d.color || COLORS[i % COLORS.length],
+    backgroundColor: d.color || COLORS[i % COLORS.length],
+    borderDash: d.dash || [],
+    pointRadius: d.points.length > 60 ? 0 : 2,
+    borderWidth: 2,
+  }));
+  let chart = window.trainlabCharts[key];
+  if (chart && chart.canvas.isConnected) {
+    chart.data.datasets = data;
+    chart.update("none");
+  } else {
+    const canvas = h("canvas", { "aria-label": title, role: "img" });
+    container.append(h("div", { class: "chart", "data-chart": key }, canvas));
+    chart = new Chart(canvas, {
+      type: "line",
+      data: { datasets: data },
+      options: {
+        animation: false,
+        maintainAspectRatio: false,
+        parsing: false,
+        normalized: true,
+        interaction: { mode: "nearest", intersect: false },
+        plugins: { title: { display: true, text: title } },
+        scales: { x: { type: "linear", title: { display: true, text: xTitle } } },
+      },
+    });
+    window.trainlabCharts[key] = chart;
+  }
+  chart.canvas.parentNode.dataset.points = String(data.reduce((n, d) => n + d.data.length, 0));
+  return chart;
+}
+
+function seriesByName(metrics) {
+  // {name: {split: [{x: step, y: value}]}}
+  const out = {};
+  for (const m of metrics) {
+    ((out[m.name] ||= {})[m.split] ||= []).push({ x: m.step, y: m.value });
+  }
+  for (const splits of Object.values(out)) for (const points of Object.values(splits)) points.sort((a, b) => a.x - b.x);
+  return out;
+}
+
+function metricOrder(a, b) {
+  const rank = (n) => (n === "loss" ? 0 : n === "lr" ? 2 : 1);
+  return rank(a) - rank(b) || a.localeCompare(b);
+}
+
+function drawCurves(container, metrics, prefix) {
+  const byName = seriesByName(metrics);
+  const names = Object.keys(byName).sort(metricOrder);
+  if (!names.length) return;
+  container.querySelectorAll("p.muted").forEach((p) => p.remove());
+  for (const name of names) {
+    const datasets = Object.entries(byName[name]).map(([split, points]) => ({
+      label: split,
+      points,
+      color: split === "train" ? COLORS[0] : split === "validation" ? COLORS[1] : undefined,
+    }));
+    lineChart(container, `${prefix}:${name}`, name, datasets);
+  }
+}
+
+/* ---------- the experiment list ---------- */
+
+async function listPage() {
+  const query = new URLSearchParams(location.search);
+  const params = new URLSearchParams({ limit: "200" });
+  for (const key of ["status", "kind", "name"]) if (query.get(key)) params.set(key, query.get(key));
+  const selected = new Set();
+  const compareButton = document.getElementById("compare-selected");
+  compareButton.addEventListener("click", () => location.assign(`/compare?ids=${[...selected].join(",")}`));
+  const toggle = (id) => (event) => {
+    event.target.checked ? selected.add(id) : selected.delete(id);
+    compareButton.disabled = selected.size < 2;
+  };
+  repeat(async () => {
+    const page = await api(`/experiments?${params}`);
+    const rows = page.items.map((e) => {
+      const run = e.started_at && e.finished_at ? (new Date(e.finished_at) - new Date(e.started_at)) / 1000 : null;
+      return h(
+        "tr",
+        { "data-id": e.id, "data-status": e.status },
+        h("td", {}, h("input", { type: "checkbox", checked: selected.has(e.id), onchange: toggle(e.id) })),
+        h("td", {}, h("a", { href: `/experiments/${e.id}` }, `#${e.id}`)),
+        h("td", {}, h("a", { href: `/experiments/${e.id}` }, e.name)),
+        h("td", {}, e.kind),
+        h("td", {}, badge(e.status)),
+        h("td", {}, e.parent_id ? h("a", { href: `/experiments/${e.parent_id}` }, `#${e.parent_id}`) : ""),
+        h("td", {}, new Date(e.created_at).toLocaleString()),
+        h("td", { class: "num" }, seconds(run)),
+      );
+    });
+    document.querySelector("#experiments tbody").replaceChildren(
+      ...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 8, class: "muted" }, "no experiments match"))]),
+    );
+    fill("total", `${page.items.length} of ${page.total} shown`);
+    return true; // new submissions show up too
+  });
+}
+
+/* ---------- sign in ---------- */
+
+function loginPage() {
+  const form = document.getElementById("login");
+  const refused = new URLSearchParams(location.search).get("refused");
+  if (refused) {
+    const error = document.getElementById("login-error");
+    error.textContent = "The server wants a valid token (it answered " + refused + "). Sign in again.";
+    error.hidden = false;
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const token = document.getElementById("token").value.trim();
+    try {
+      const probe = await fetch(`${API}/experiments?limit=1`, {
+        credentials: "omit",
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      if (probe.status === 401 || probe.status === 403) {
+        const error = document.getElementById("login-error");
+        error.textContent = "The server refused this token.";
+        error.hidden = false;
+        return;
+      }
+    } catch (_) {
+      /* the server will tell on the next page */
+    }
+    form.submit();
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const pages = { list: listPage, login: loginPage, experiment: window.experimentPage, compare: window.comparePage };
+  const page = pages[document.body.dataset.page];
+  if (page) Promise.resolve(page()).catch((error) => problem(error.message));
+});

@@ -1,0 +1,209 @@
+/* trainlab dashboard: one experiment's page and the compare view (helpers in dashboard.js). */
+"use strict";
+
+const SUMMARY_SCALARS = ["final_loss", "relative_l2_error", "epochs_run", "best_epoch", "parameters", "training_seconds"];
+const PLOT_ORDER = ["learning_curves", "roc", "pr", "confusion_matrix", "pinn_solution", "exact_solution", "error"];
+const MINIMIZED = /loss|rmse|mae|mse|error/i;
+
+function renderState(exp) {
+  document.title = `#${exp.id} ${exp.name} · trainlab`;
+  fill("title", `#${exp.id} ${exp.name}`);
+  const t = exp.timings || {};
+  fill(
+    "state",
+    badge(exp.status),
+    ` ${exp.kind}`,
+    exp.parent_id ? [" · child of ", h("a", { href: `/experiments/${exp.parent_id}` }, `#${exp.parent_id}`)] : "",
+    ` · queued ${seconds(t.queued_seconds) || "-"} · ran ${seconds(t.run_seconds) || "-"}`,
+    exp.worker ? ` on ${exp.worker}` : "",
+    exp.cancel_requested && !FINAL.includes(exp.status) ? " · cancel requested" : "",
+  );
+  const cancel = async () => {
+    await api(`/experiments/${exp.id}/cancel`, { method: "POST" });
+  };
+  fill("actions", FINAL.includes(exp.status) ? null : h("button", { type: "button", id: "cancel", onclick: cancel }, "cancel"));
+  const error = fill("error", exp.error ? `${exp.error_reason || "error"}: ${exp.error}` : "");
+  error.hidden = !exp.error;
+}
+
+function renderDiagnosis(summary) {
+  const d = summary.diagnosis;
+  show("diagnosis-section", !!d);
+  if (d) {
+    const evidence = d.evidence && typeof d.evidence === "object" ? Object.entries(d.evidence).map(([k, v]) => `${k} ${fmt(v)}`).join(", ") : d.evidence;
+    fill(
+      "diagnosis",
+      h("p", {}, h("span", { class: `verdict ${d.verdict}`, id: "verdict" }, d.verdict), d.confidence !== undefined ? ` confidence ${fmt(d.confidence)}` : ""),
+      d.explanation ? h("p", {}, d.explanation) : null,
+      evidence ? h("p", { class: "muted" }, `evidence: ${evidence}`) : null,
+      (d.advice || []).length ? h("ul", { class: "advice" }, d.advice.map((a) => h("li", {}, a))) : null,
+    );
+  }
+  const warnings = summary.warnings || [];
+  show("warnings-section", warnings.length > 0);
+  fill("warnings", warnings.map((w) => h("li", {}, typeof w === "string" ? w : JSON.stringify(w))));
+}
+
+function renderSummary(summary) {
+  const run = Object.fromEntries(SUMMARY_SCALARS.filter((k) => k in summary).map((k) => [k, summary[k]]));
+  if (summary.threshold && typeof summary.threshold === "object") run.threshold = summary.threshold.value;
+  const cards = [
+    keyValueCard("test", scalars(summary.test)),
+    keyValueCard("validation", scalars(summary.validation)),
+    keyValueCard("baseline", scalars(summary.baseline)),
+    keyValueCard("run", scalars(run)),
+  ].filter(Boolean);
+  show("summary-section", cards.length > 0);
+  fill("summary", cards);
+}
+
+function childExtras(summary) {
+  // per-child numbers a parent's summary holds (k-fold per_fold, summary.children), by child id
+  const out = {};
+  for (const entry of [...(summary.per_fold || []), ...(Array.isArray(summary.children) ? summary.children : [])]) {
+    const id = entry.experiment ?? entry.id;
+    if (id !== undefined) Object.assign((out[id] ||= {}), scalars(entry));
+  }
+  return out;
+}
+
+function renderChildren(exp) {
+  const children = exp.children || [];
+  show("children-section", children.length > 0);
+  if (!children.length) return;
+  const extras = childExtras(exp.summary || {});
+  const columns = [...new Set(Object.values(extras).flatMap((e) => Object.keys(e)))].filter((c) => c !== "id" && c !== "experiment");
+  const title = { kfold: "Folds", search: "Trials", ensemble: "Members", compare: "Variants" }[exp.kind] || "Children";
+  const done = children.filter((c) => FINAL.includes(c.status)).length;
+  fill("children-title", `${title} (${done}/${children.length} done)`);
+  const rows = children.map((c) => [
+    h("a", { href: `/experiments/${c.id}` }, `#${c.id}`),
+    c.name,
+    badge(c.status),
+    ...columns.map((k) => h("td", { class: "num" }, fmt((extras[c.id] || {})[k]))),
+  ]);
+  fill("children", table(["id", "name", "status", ...columns], rows), children.length > 1 ? h("p", {}, h("a", { href: `/compare?ids=${children.map((c) => c.id).join(",")}` }, "compare these")) : null);
+}
+
+function trialValue(trial) {
+  return trial.value ?? trial.objective ?? trial.score ?? null;
+}
+
+function renderTrials(exp) {
+  const trials = (exp.summary || {}).trials;
+  show("trials-section", Array.isArray(trials) && trials.length > 0);
+  if (!Array.isArray(trials) || !trials.length) return;
+  const flat = trials.map((t) => {
+    const row = {};
+    for (const [k, v] of Object.entries(t)) {
+      if (v && typeof v === "object" && !Array.isArray(v)) for (const [k2, v2] of Object.entries(v)) row[`${k}.${k2}`] = v2;
+      else row[k] = v;
+    }
+    return row;
+  });
+  const columns = [...new Set(flat.flatMap((r) => Object.keys(r)))];
+  fill("trials", table(columns, flat.map((r) => columns.map((c) => h("td", { class: typeof r[c] === "number" ? "num" : "" }, fmt(r[c]))))));
+  const objective = exp.summary.objective || (exp.spec.search || {}).objective || "";
+  const direction = exp.summary.direction || (exp.spec.search || {}).direction || (MINIMIZED.test(String(objective)) ? "minimize" : "maximize");
+  const points = trials.map((t, i) => ({ x: t.number ?? t.trial ?? i + 1, y: trialValue(t) })).filter((p) => typeof p.y === "number");
+  let best = null;
+  const bestSoFar = points.map((p) => {
+    best = best === null ? p.y : direction === "minimize" ? Math.min(best, p.y) : Math.max(best, p.y);
+    return { x: p.x, y: best };
+  });
+  lineChart(document.getElementById("trial-history"), "trials", `search history (${objective || "objective"}, ${direction})`, [
+    { label: "trial", points },
+    { label: "best so far", points: bestSoFar, dash: [6, 3] },
+  ], "trial");
+}
+
+let shownArtifacts = "";
+
+function renderArtifacts(exp, artifacts) {
+  const key = artifacts.map((a) => `${a.name}@${a.created_at}`).join("|");
+  if (key === shownArtifacts) return;
+  shownArtifacts = key;
+  const rank = (a) => {
+    const i = PLOT_ORDER.indexOf(a.name.replace(/\.png$/, ""));
+    return i < 0 ? PLOT_ORDER.length : i;
+  };
+  const images = artifacts.filter((a) => a.content_type.startsWith("image/")).sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
+  const href = (a) => `${API}/experiments/${exp.id}/artifacts/${encodeURIComponent(a.name)}`;
+  show("plots-section", images.length > 0);
+  fill("plots", images.map((a) => h("figure", {}, h("img", { src: `${href(a)}?v=${encodeURIComponent(a.created_at)}`, alt: a.name, loading: "lazy" }), h("figcaption", {}, a.name))));
+  show("files-section", artifacts.length > 0);
+  fill("files", artifacts.map((a) => h("li", {}, h("a", { href: href(a), download: a.name }, a.name), ` (${a.size.toLocaleString()} bytes, ${a.content_type})`)));
+}
+
+window.experimentPage = function experimentPage() {
+  const id = document.body.dataset.experimentId;
+  let specShown = false;
+  repeat(async () => {
+    const exp = await api(`/experiments/${id}`);
+    const [metrics, artifacts] = await Promise.all([api(`/experiments/${id}/metrics`), api(`/experiments/${id}/artifacts`)]);
+    renderState(exp);
+    renderDiagnosis(exp.summary || {});
+    renderSummary(exp.summary || {});
+    drawCurves(document.getElementById("curves"), metrics, "experiment");
+    renderTrials(exp);
+    renderChildren(exp);
+    renderArtifacts(exp, artifacts);
+    if (!specShown) fill("spec", JSON.stringify(exp.spec, null, 2));
+    specShown = true;
+    return !FINAL.includes(exp.status);
+  });
+};
+
+/* ---------- compare ---------- */
+
+function comparable(exp) {
+  const s = exp.summary || {};
+  const out = {};
+  for (const [k, v] of Object.entries(scalars(s.test))) out[`test.${k}`] = v;
+  for (const [k, v] of Object.entries(scalars(s.validation))) out[`validation.${k}`] = typeof v === "object" ? v.mean : v;
+  for (const k of SUMMARY_SCALARS) if (k in s) out[k] = s[k];
+  if (s.diagnosis) out.diagnosis = s.diagnosis.verdict;
+  out.run_seconds = (exp.timings || {}).run_seconds;
+  return out;
+}
+
+function flatten(node, prefix = "", out = {}) {
+  if (node && typeof node === "object" && !Array.isArray(node) && Object.keys(node).length) {
+    for (const [k, v] of Object.entries(node)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (prefix) out[prefix] = node;
+  return out;
+}
+
+window.comparePage = function comparePage() {
+  const ids = (document.body.dataset.experimentIds || "").split(",").filter(Boolean);
+  if (ids.length < 2) return;
+  repeat(async () => {
+    const exps = await Promise.all(ids.map((id) => api(`/experiments/${id}`)));
+    const metrics = await Promise.all(ids.map((id) => api(`/experiments/${id}/metrics`)));
+    const label = (e) => `#${e.id} ${e.name}`;
+    // one chart per (split, metric), one line per experiment
+    const keys = new Set(metrics.flatMap((rows) => rows.map((m) => `${m.split} ${m.name}`)));
+    const container = document.getElementById("curves");
+    if (keys.size) container.querySelectorAll("p.muted").forEach((p) => p.remove());
+    for (const key of [...keys].sort((a, b) => metricOrder(a.split(" ")[1], b.split(" ")[1]) || a.localeCompare(b))) {
+      const datasets = exps.map((e, i) => ({
+        label: label(e),
+        points: metrics[i].filter((m) => `${m.split} ${m.name}` === key).map((m) => ({ x: m.step, y: m.value })),
+      }));
+      lineChart(container, `compare:${key}`, key, datasets);
+    }
+    const values = exps.map(comparable);
+    const names = [...new Set(values.flatMap((v) => Object.keys(v)))].sort();
+    fill("metrics", table(["metric", ...exps.map(label)], names.map((n) => [n, ...values.map((v) => h("td", { class: "num" }, fmt(v[n])))])));
+    const specs = exps.map((e) => flatten(e.spec));
+    const paths = [...new Set(specs.flatMap((s) => Object.keys(s)))].sort();
+    const differ = paths.filter((p) => new Set(specs.map((s) => JSON.stringify(s[p]))).size > 1);
+    fill(
+      "spec-diff",
+      differ.length
+        ? table(["spec path", ...exps.map(label)], differ.map((p) => [p, ...specs.map((s) => (s[p] === undefined ? "-" : JSON.stringify(s[p])))]))
+        : h("p", {}, "the specs are the same"),
+    );
+    return exps.some((e) => !FINAL.includes(e.status));
+  });
+};
