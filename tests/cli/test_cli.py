@@ -1,0 +1,233 @@
+"""The `trainlab` command against a live server with a real worker, run as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.cli.support import ROOT, auth_enforced, fast_spec, live_service, long_spec
+from tests.services import Service
+from trainlab.client import Client
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Cli:
+    service: Service
+    token: str | None
+    config: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {**os.environ, "TRAINLAB_URL": self.service.url, "TRAINLAB_CONFIG": str(self.config), "COLUMNS": "200"}
+        env.pop("TRAINLAB_TOKEN", None)
+        if self.token:
+            env["TRAINLAB_TOKEN"] = self.token
+        return {**env, **extra}
+
+    def __call__(self, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "trainlab.cli", *args],
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
+
+    def json(self, *args: str) -> Any:
+        done = self(*args, "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    def client(self) -> Client:
+        return Client(self.service.url, self.token)
+
+
+@pytest.fixture(scope="module")
+def cli() -> Iterator[Cli]:
+    with live_service() as (service, token, config):
+        yield Cli(service, token, config)
+
+
+@pytest.fixture(scope="module")
+def spec_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("specs") / "moons.yaml"
+    path.write_text(yaml.safe_dump(fast_spec("cli-moons")))
+    return path
+
+
+@pytest.fixture(scope="module")
+def first(cli: Cli, spec_file: Path) -> dict[str, Any]:
+    """submit --wait --json with overrides, parsed back."""
+    done = cli(
+        "submit",
+        str(spec_file),
+        "--set",
+        "train.optimizer.lr=0.01",
+        "--set",
+        "model.hidden=[24, 12]",
+        "--set",
+        "train.epochs=4",
+        "--wait",
+        "--json",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def second(cli: Cli, spec_file: Path) -> dict[str, Any]:
+    """submit (no wait, human output), then `watch` to the end."""
+    done = cli("submit", str(spec_file), "--set", "name=cli-moons-b", "--set", "train.optimizer.lr=0.003")
+    assert done.returncode == 0, done.stderr
+    assert "submitted experiment" in done.stdout
+    experiment_id = done.stdout.split("submitted experiment", 1)[1].split()[0]
+    watched = cli("watch", experiment_id)
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    assert f"experiment {experiment_id} succeeded" in watched.stdout
+    return cli.json("show", experiment_id)
+
+
+def test_submit_wait_applies_overrides_to_the_stored_spec(cli: Cli, first: dict[str, Any]) -> None:
+    assert first["status"] == "succeeded", first["error"]
+    stored = cli.client().get(first["id"]).spec
+    assert stored["train"]["optimizer"]["lr"] == 0.01
+    assert stored["model"]["hidden"] == [24, 12]
+    assert stored["train"]["epochs"] == 4 and first["summary"]["epochs_run"] <= 4
+    assert "accuracy" in first["summary"]["test"]
+
+
+def test_watch_follows_a_run_to_the_end(second: dict[str, Any]) -> None:
+    assert second["status"] == "succeeded" and second["name"] == "cli-moons-b"
+    assert second["spec"]["train"]["optimizer"]["lr"] == 0.003
+
+
+def test_list_filters_in_a_table_and_in_json(cli: Cli, first: dict[str, Any], second: dict[str, Any]) -> None:
+    page = cli.json("list", "--status", "succeeded", "--name", "cli-moons")
+    assert {first["id"], second["id"]} <= {item["id"] for item in page["items"]}
+    assert cli.json("list", "--name", "cli-moons-b", "--limit", "5")["total"] == 1
+    assert cli.json("list", "--kind", "pinn")["items"] == []
+    table = cli("list", "--name", "cli-moons")
+    assert table.returncode == 0 and "cli-moons-b" in table.stdout and "succeeded" in table.stdout
+    assert cli("list", "--status", "finished").returncode == 2
+
+
+def test_show_prints_metrics_diagnosis_and_advice(cli: Cli, first: dict[str, Any]) -> None:
+    shown = cli("show", str(first["id"]))
+    assert shown.returncode == 0, shown.stderr
+    verdict = first["summary"]["diagnosis"]["verdict"]
+    assert f"diagnosis: {verdict}" in shown.stdout
+    assert "test" in shown.stdout and "accuracy" in shown.stdout
+    for advice in first["summary"]["diagnosis"]["advice"]:
+        assert advice.split()[0] in shown.stdout
+    assert cli.json("show", str(first["id"]))["summary"] == first["summary"]
+    assert cli.json("status", str(first["id"]))["status"] == "succeeded"
+
+
+def test_metrics_as_table_csv_and_json_agree(cli: Cli, first: dict[str, Any]) -> None:
+    rows = cli.json("metrics", str(first["id"]))
+    assert {"step", "split", "name", "value"} == set(rows[0])
+    epochs = first["summary"]["epochs_run"]
+    assert len([r for r in rows if (r["split"], r["name"]) == ("validation", "loss")]) == epochs
+    as_csv = cli("metrics", str(first["id"]), "--csv")
+    parsed = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert len(parsed) == len(rows) and float(parsed[0]["value"]) == pytest.approx(rows[0]["value"])
+    table = cli("metrics", str(first["id"]), "--split", "validation")
+    assert "validation loss" in table.stdout and "train loss" not in table.stdout
+
+
+def test_artifacts_download_into_a_folder(cli: Cli, first: dict[str, Any], tmp_path: Path) -> None:
+    listed = cli.json("artifacts", str(first["id"]), "--download", str(tmp_path / "out"))
+    names = {a["name"] for a in listed}
+    assert {"learning_curves.png", "predictions.csv", "roc.png"} <= names
+    for artifact in listed:
+        path = Path(artifact["path"])
+        assert path.is_file() and path.stat().st_size == artifact["size"]
+    assert (tmp_path / "out" / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    table = cli("artifacts", str(first["id"]))
+    assert "predictions.csv" in table.stdout and "text/csv" in table.stdout
+
+
+def test_compare_shows_metrics_and_spec_differences(cli: Cli, first: dict[str, Any], second: dict[str, Any]) -> None:
+    rows = cli.json("compare", str(first["id"]), str(second["id"]))
+    assert rows["spec_differences"]["train.optimizer.lr"] == [0.01, 0.003]
+    assert rows["spec_differences"]["model.hidden"] == [[24, 12], [16]]
+    assert "seed" not in rows["spec_differences"]
+    accuracies = [first["summary"]["test"]["accuracy"], second["summary"]["test"]["accuracy"]]
+    assert rows["metrics"]["test.accuracy"] == accuracies
+    table = cli("compare", str(first["id"]), str(second["id"]))
+    assert "spec differences" in table.stdout and "train.optimizer.lr" in table.stdout
+    assert cli("compare", str(first["id"])).returncode == 2
+
+
+def test_cancel_a_run(cli: Cli, tmp_path: Path) -> None:
+    spec = tmp_path / "long.yaml"
+    spec.write_text(yaml.safe_dump(long_spec("cli-long")))
+    created = cli.json("submit", str(spec))
+    cancelled = cli.json("cancel", str(created["id"]))
+    assert cancelled["status"] == "cancelled" or cancelled["cancel_requested"]
+    watched = cli("watch", str(created["id"]), "--json")
+    assert watched.returncode == 1 and json.loads(watched.stdout)["status"] == "cancelled"
+
+
+def test_bad_overrides_and_specs_are_refused_with_exit_2(cli: Cli, spec_file: Path) -> None:
+    assert cli("submit", str(spec_file), "--set", "model.hidden=[1,").returncode == 2
+    assert cli("submit", str(spec_file), "--set", "no-equals-sign").returncode == 2
+    refused = cli("submit", str(spec_file), "--set", "data.source=builtin/nope")
+    assert refused.returncode == 2 and "builtin/digits" in refused.stderr
+
+
+def test_unreachable_server_and_refused_token_exit_2(cli: Cli) -> None:
+    started = time.monotonic()
+    unreachable = cli("list", "--url", "http://127.0.0.1:9")
+    assert unreachable.returncode == 2 and "cannot reach the trainlab server" in unreachable.stderr
+    assert time.monotonic() - started < 20
+    if not auth_enforced(cli.service):
+        pytest.skip("this server does not require a token yet: nothing to refuse")
+    refused = cli("list", "--token", "tl_not-a-real-token")
+    assert refused.returncode == 2 and "the server refused the token" in refused.stderr
+    anonymous = cli("show", "1", TRAINLAB_TOKEN="")
+    assert anonymous.returncode == 2 and "none was sent" in anonymous.stderr
+
+
+def test_token_from_the_config_file(cli: Cli, tmp_path: Path) -> None:
+    if not cli.token:
+        pytest.skip("this server does not issue tokens yet")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"url": cli.service.url, "token": cli.token}))
+    env = {k: v for k, v in os.environ.items() if k not in ("TRAINLAB_URL", "TRAINLAB_TOKEN")}
+    done = subprocess.run(
+        [sys.executable, "-m", "trainlab.cli", "list", "--json", "--limit", "1"],
+        env={**env, "TRAINLAB_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "items" in json.loads(done.stdout)
+
+
+def test_datasets_upload_and_list(cli: Cli, tmp_path: Path) -> None:
+    paths = httpx.get(f"{cli.service.url}/openapi.json", timeout=30).json().get("paths", {})
+    if "/api/v1/datasets" not in paths:
+        pytest.skip("the server has no /api/v1/datasets route yet (being added in another issue)")
+    data = tmp_path / "tiny.csv"
+    data.write_text("x1,x2,label\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(60)))
+    uploaded = cli.json("datasets", "upload", str(data), "--target", "label")
+    listed = cli.json("datasets", "list")
+    assert uploaded["id"] in {d["id"] for d in listed}

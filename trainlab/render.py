@@ -1,0 +1,197 @@
+"""How the CLI shows experiments with rich: tables, the summary with its diagnosis, comparisons.
+
+The comparison itself (`compare_rows`) is plain data, so `--json` and the tables agree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from trainlab.models import Experiment, ExperimentBrief, MetricRows
+
+STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "queued": "white"}
+# Scalars of a summary worth comparing, besides its test and validation metrics.
+SUMMARY_SCALARS = ("final_loss", "relative_l2_error", "epochs_run", "best_epoch", "parameters", "training_seconds")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, "white"))
+
+
+def number(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "" if value is None else str(value)
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.4f}"
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.1f}s" if value < 120 else f"{value / 60:.1f}m"
+
+
+def experiments_table(items: Sequence[ExperimentBrief], total: int | None = None) -> Table:
+    caption = f"{len(items)} of {total}" if total is not None and total > len(items) else None
+    table = Table("id", "name", "kind", "status", "parent", "created", "run", caption=caption)
+    for e in items:
+        run = (e.finished_at - e.started_at).total_seconds() if e.finished_at and e.started_at else None
+        created = e.created_at.strftime("%Y-%m-%d %H:%M:%S") if e.created_at else ""
+        table.add_row(str(e.id), e.name, e.kind, status_text(e.status), str(e.parent_id or ""), created, seconds(run))
+    return table
+
+
+def _key_values(title: str, values: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in values.items():
+        if isinstance(value, dict) and {"mean", "std"} <= set(value):
+            text = f"{number(value['mean'])} ± {number(value['std'])} (n={value.get('n', '?')})"
+        else:
+            text = number(value) if not isinstance(value, dict | list) else json.dumps(value)
+        table.add_row(key, text)
+    return table
+
+
+def diagnosis_lines(diagnosis: dict[str, Any]) -> list[RenderableType]:
+    verdict = diagnosis.get("verdict", "?")
+    style = {"good": "green", "overfit": "yellow", "underfit": "yellow"}.get(verdict, "white")
+    confidence = diagnosis.get("confidence")
+    head = Text.assemble("diagnosis: ", (str(verdict), f"bold {style}"))
+    if confidence is not None:
+        head.append(f" (confidence {number(confidence)})")
+    lines: list[RenderableType] = [head]
+    if diagnosis.get("explanation"):
+        lines.append(Text(f"  {diagnosis['explanation']}"))
+    evidence = diagnosis.get("evidence")
+    if isinstance(evidence, dict):
+        shown = (f"{k} {number(v)}" for k, v in evidence.items() if not isinstance(v, dict | list))
+        lines.append(Text("  evidence: " + ", ".join(shown), style="dim"))
+    elif evidence:
+        lines.append(Text(f"  evidence: {evidence}"))
+    for advice in diagnosis.get("advice") or []:
+        lines.append(Text(f"  advice: {advice}", style="bold"))
+    return lines
+
+
+def experiment_details(exp: Experiment) -> Group:
+    """Everything `show` prints: state, error, metrics, diagnosis and advice, warnings, children."""
+    parts: list[RenderableType] = [
+        Text.assemble((f"#{exp.id} {exp.name}", "bold"), f"  {exp.kind}  ", status_text(exp.status)),
+        Text(
+            f"queued {seconds(exp.timings.queued_seconds) or '-'}, ran {seconds(exp.timings.run_seconds) or '-'}"
+            + (f" on {exp.worker}" if exp.worker else "")
+            + (f", attempts {exp.attempts}" if exp.attempts > 1 else "")
+            + (", cancel requested" if exp.cancel_requested and not exp.done else "")
+        ),
+    ]
+    if exp.error:
+        parts.append(Text(f"error ({exp.error_reason or 'error'}): {exp.error}", style="red"))
+    summary = exp.summary
+    if exp.test_metrics:
+        parts.append(_key_values("test", exp.test_metrics))
+    validation = summary.get("validation")
+    if isinstance(validation, dict) and validation:
+        scalars = {k: v for k, v in validation.items() if _is_number(v) or (isinstance(v, dict) and "mean" in v)}
+        parts.append(_key_values("validation", scalars))
+    scalars = {k: summary[k] for k in SUMMARY_SCALARS if k in summary}
+    if scalars:
+        parts.append(_key_values("run", scalars))
+    if isinstance(summary.get("baseline"), dict):
+        parts.append(_key_values("baseline (majority class / mean)", summary["baseline"]))
+    if exp.diagnosis:
+        parts.extend(diagnosis_lines(exp.diagnosis))
+    parts.extend(Text(f"warning: {w}", style="yellow") for w in exp.warnings)
+    if exp.children:
+        parts.append(Text(f"children: {children_progress(exp)}"))
+        parts.append(experiments_table(exp.children))
+    return Group(*parts)
+
+
+def children_progress(exp: Experiment) -> str:
+    counts: dict[str, int] = {}
+    for child in exp.children:
+        counts[child.status] = counts.get(child.status, 0) + 1
+    done = sum(counts.get(s, 0) for s in ("succeeded", "failed", "cancelled"))
+    rest = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s not in ("succeeded",))
+    return f"{done}/{len(exp.children)} done" + (f" ({rest})" if rest else "")
+
+
+def metrics_table(rows: MetricRows) -> Table:
+    """Wide: one row per step, one column per (split, name)."""
+    series = rows.series()
+    columns = sorted(series)
+    table = Table("step", *(f"{split} {name}" for split, name in columns))
+    by_step: dict[int, dict[tuple[str, str], float]] = {}
+    for key, points in series.items():
+        for step, value in points:
+            by_step.setdefault(step, {})[key] = value
+    for step in sorted(by_step):
+        table.add_row(str(step), *(number(by_step[step].get(c)) for c in columns))
+    return table
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`; lists stay values."""
+    if not isinstance(node, dict) or not node:
+        return {prefix: node} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def comparable_metrics(exp: Experiment) -> dict[str, Any]:
+    """`test.accuracy`, `validation.f1` (mean for k-fold), `final_loss`... of one experiment."""
+    out: dict[str, Any] = {f"test.{k}": v for k, v in exp.test_metrics.items()}
+    validation = exp.summary.get("validation") or {}
+    for key, value in validation.items() if isinstance(validation, dict) else ():
+        if isinstance(value, dict) and "mean" in value:
+            value = value["mean"]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[f"validation.{key}"] = value
+    out.update({k: exp.summary[k] for k in SUMMARY_SCALARS if k in exp.summary})
+    if exp.diagnosis:
+        out["diagnosis"] = exp.diagnosis.get("verdict")
+    out["run_seconds"] = exp.timings.run_seconds
+    return out
+
+
+def compare_rows(experiments: Sequence[Experiment]) -> dict[str, Any]:
+    """The metrics of each experiment side by side, and the spec paths whose values differ."""
+    metrics = [comparable_metrics(e) for e in experiments]
+    specs = [flatten(e.spec) for e in experiments]
+    metric_names = sorted({k for m in metrics for k in m})
+    paths = sorted({k for s in specs for k in s})
+    return {
+        "experiments": [{"id": e.id, "name": e.name, "kind": e.kind, "status": e.status} for e in experiments],
+        "metrics": {name: [m.get(name) for m in metrics] for name in metric_names},
+        "spec_differences": {
+            path: [s.get(path) for s in specs]
+            for path in paths
+            if len({json.dumps(s.get(path), sort_keys=True) for s in specs}) > 1
+        },
+    }
+
+
+def compare_tables(experiments: Sequence[Experiment], rows: dict[str, Any]) -> Group:
+    heads = [f"#{e.id} {e.name}" for e in experiments]
+    metrics = Table("metric", *heads, title="metrics", title_justify="left")
+    for name, values in rows["metrics"].items():
+        metrics.add_row(name, *(number(v) for v in values))
+    spec = Table("spec path", *heads, title="spec differences", title_justify="left")
+    for path, values in rows["spec_differences"].items():
+        spec.add_row(path, *("-" if v is None else json.dumps(v) for v in values))
+    if not rows["spec_differences"]:
+        return Group(metrics, Text("the specs are the same"))
+    return Group(metrics, spec)
