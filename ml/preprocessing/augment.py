@@ -1,0 +1,144 @@
+"""On-the-fly augmentation: each training batch is changed anew every epoch.
+
+A step returns a batch transform ``(xb, yb, generator) -> (xb, yb)`` working on torch tensors.
+Every random draw comes from the given generator (on the generator's device, then moved to the
+batch's), so a seed gives the same augmented batches run after run. Validation and test rows
+are never augmented: the step's `transform` passes them through.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ml.errors import DataError
+from ml.preprocessing.base import BatchTransform, FittedStep, StepContext, TrainingOnly
+from ml.spec.preprocess import AugmentStep, ImageAugmentStep
+
+TRAINING_BATCHES = "training batches, anew every epoch"
+
+
+def _uniform(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, generator=generator, device=generator.device).to(device)
+
+
+def _chosen(n: int, probability: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """A (n,) bool mask of the rows to augment."""
+    return _uniform(n, generator, device) < probability
+
+
+def gaussian_noise(std: float, probability: float = 1.0) -> BatchTransform:
+    """Add N(0, std^2) noise to a fraction `probability` of the batch's rows."""
+
+    def apply(xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        noise = torch.randn(xb.shape, generator=generator, device=generator.device).to(xb.device, xb.dtype)
+        rows = _chosen(len(xb), probability, generator, xb.device).unsqueeze(1)
+        return xb + noise * std * rows, yb
+
+    return apply
+
+
+def mixup(alpha: float, probability: float, classification: bool) -> BatchTransform:
+    """Move each row towards a random partner of its batch by a fraction 1 - lam <= 1/2.
+
+    lam ~ Beta(alpha, alpha), folded to [1/2, 1]: the new point is nearer its own row, whose
+    hard label it keeps (classification); regression targets are mixed with the same lam.
+    """
+
+    def apply(xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        n = len(xb)
+        partner = torch.randperm(n, generator=generator, device=generator.device).to(xb.device)
+        # torch has no seeded Beta sampler: draw a seed from the generator for numpy's.
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+        lam_np = np.random.default_rng(seed).beta(alpha, alpha, size=n)
+        lam = torch.as_tensor(np.maximum(lam_np, 1.0 - lam_np), dtype=xb.dtype, device=xb.device)
+        lam = torch.where(_chosen(n, probability, generator, xb.device), lam, torch.ones_like(lam))
+        mixed = lam.unsqueeze(1) * xb + (1 - lam.unsqueeze(1)) * xb[partner]
+        if classification:
+            return mixed, yb
+        return mixed, lam.to(yb.dtype) * yb + (1 - lam.to(yb.dtype)) * yb[partner]
+
+    return apply
+
+
+def fit_augment(spec: AugmentStep, X: np.ndarray, y: np.ndarray, names: list[str], ctx: StepContext) -> FittedStep:
+    """Table augmentation: Gaussian noise or mixup on every training batch."""
+    report: dict[str, Any] = {"method": spec.method, "probability": spec.probability, "applies_to": TRAINING_BATCHES}
+    if spec.method == "gaussian_noise":
+        transform, report["std"] = gaussian_noise(spec.std, spec.probability), spec.std
+    else:
+        transform, report["alpha"] = mixup(spec.alpha, spec.probability, ctx.task == "classification"), spec.alpha
+        report["labels"] = "kept from the nearer row" if ctx.task == "classification" else "mixed like the inputs"
+    return FittedStep(TrainingOnly(), X, y, list(names), report, batch_transform=transform)
+
+
+def image_augmentation(spec: ImageAugmentStep, image_shape: tuple[int, ...]) -> BatchTransform:
+    """Random flips, shifts, rotations and noise of flattened (channels, height, width) rows."""
+    channels, height, width = image_shape if len(image_shape) == 3 else (1, *image_shape)
+
+    def apply(xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        n, device = len(xb), xb.device
+        images = xb.reshape(n, channels, height, width)
+        if spec.flip:
+            flipped = _uniform(n, generator, device) < 0.5
+            images = torch.where(flipped.view(n, 1, 1, 1), images.flip(-1), images)
+        if spec.shift or spec.rotate:
+            angle = (2 * _uniform(n, generator, device) - 1) * math.radians(spec.rotate)
+            shifts = torch.randint(-spec.shift, spec.shift + 1, (2, n), generator=generator, device=generator.device)
+            shifts = shifts.to(device, xb.dtype)
+            cos, sin = torch.cos(angle), torch.sin(angle)
+            # Normalised coordinates span 2 over the image: a pixel is 2/width (2/height).
+            # A rotation in pixel units, written in normalised units (x spans 2 over the width,
+            # y over the height: non-square images are not sheared).
+            theta = torch.stack(
+                [
+                    torch.stack([cos, -sin * height / width, 2 * shifts[0] / width], dim=1),
+                    torch.stack([sin * width / height, cos, 2 * shifts[1] / height], dim=1),
+                ],
+                dim=1,
+            ).to(xb.dtype)
+            grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+            # "border" repeats the edge pixels (the background), whatever the scaling.
+            images = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        if spec.noise:
+            noise = torch.randn(images.shape, generator=generator, device=generator.device).to(device, xb.dtype)
+            images = images + spec.noise * noise
+        out = images.reshape(n, -1)
+        if spec.probability < 1.0:
+            out = torch.where(_chosen(n, spec.probability, generator, device).unsqueeze(1), out, xb)
+        return out, yb
+
+    return apply
+
+
+def fit_image(spec: ImageAugmentStep, X: np.ndarray, y: np.ndarray, names: list[str], ctx: StepContext) -> FittedStep:
+    """Image augmentation of the training batches; needs every pixel column."""
+    shape = ctx.image_shape
+    if shape is None or len(shape) not in (2, 3):
+        raise DataError("image augmentation needs image data (e.g. builtin/digits); this data set has no image shape")
+    if len(names) != int(np.prod(shape)):
+        raise DataError(
+            f"image augmentation needs the {int(np.prod(shape))} pixel columns of {tuple(shape)} images; "
+            f"there are {len(names)} columns at this point of the pipeline"
+        )
+    report: dict[str, Any] = {
+        "image_shape": list(shape),
+        **spec.model_dump(exclude={"step"}),
+        "applies_to": TRAINING_BATCHES,
+    }
+    return FittedStep(
+        TrainingOnly(),
+        X,
+        y,
+        list(names),
+        report,
+        batch_transform=image_augmentation(spec, shape),
+        needs_names=list(names),
+    )
+
+
+AUGMENT_STEPS = {"augment": fit_augment, "image": fit_image}
