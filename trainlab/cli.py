@@ -13,7 +13,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from trainlab import commands
+from trainlab import admin, commands
 
 app = typer.Typer(help="trainlab: a REST training service for shared deep-learning lab servers.", no_args_is_help=True)
 console = Console()
@@ -29,6 +29,9 @@ app.command()(commands.artifacts)
 app.command()(commands.compare)
 app.command()(commands.cancel)
 app.add_typer(commands.datasets, name="datasets")
+# Server-side administration (trainlab/admin.py): run on the server, next to the database.
+app.add_typer(admin.users_app, name="users")
+app.add_typer(admin.tokens_app, name="tokens")
 
 
 @app.command()
@@ -100,8 +103,11 @@ def up(
 ) -> None:
     """Migrate, then run the API and one worker together (what `make run` starts). Ctrl-C stops both."""
     migrate()
+    local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if admin.ensure_first_admin(f"http://{local}:{port}"):
+        console.print(f"first start: created the user admin; its token is in {admin.config_path()} (CLI and sign-in)")
     procs = [subprocess.Popen(_serve_cmd(host, port)), subprocess.Popen(_worker_cmd(None, "worker"))]
-    console.print(f"trainlab up: API on http://{host}:{port} (docs at /docs), one worker. Ctrl-C stops both.")
+    console.print(f"trainlab up: dashboard and API on http://{local}:{port} (docs at /docs), one worker; Ctrl-C stops.")
 
     def stop(*_: Any) -> None:
         for p in procs:
