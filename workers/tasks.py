@@ -19,6 +19,7 @@ from ml.fanout import RunContext, planner_for
 from ml.spec import parse_spec
 from workers.fanout import advance_parent, start_fanout
 from workers.reporter import DatabaseReporter
+from workers.uploads import UploadResolver
 
 log = logging.getLogger(__name__)
 app = get_celery_app()
@@ -83,7 +84,7 @@ def run_experiment(self: Task, experiment_id: int) -> str:
         experiment_id, LocalArtifactStore(settings.resolved_artifact_dir), settings.cancel_poll_seconds
     )
     try:
-        summary = run_spec(spec, reporter, context=context)
+        summary = run_spec(spec, reporter, context=context, resolve_upload=UploadResolver(reporter.store))
     except Cancelled as exc:
         _finish(experiment_id, Status.cancelled, error=str(exc), reason="cancelled")
         return "cancelled"

@@ -106,3 +106,25 @@ def test_cli_submit_wait_and_status(embedded, tmp_path) -> None:
         [*cli, "status", "1", "--url", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60
     )
     assert unreachable.returncode == 2 and "cannot reach" in unreachable.stderr
+
+
+def test_training_on_an_uploaded_csv(embedded) -> None:
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer()
+    lines = [",".join([*(f"f{i}" for i in range(5)), "site", "diagnosis"])]
+    for i, (row, label) in enumerate(zip(bunch.data[:, :5], bunch.target, strict=True)):
+        lines.append(",".join([*(f"{v:.5g}" for v in row), "north" if i % 2 else "south", str(label)]))
+    uploaded = embedded.http.post(
+        "/api/v1/datasets", files={"file": ("cancer.csv", "\n".join(lines).encode())}, data={"target": "diagnosis"}
+    ).json()
+    spec = {
+        "name": "on-upload",
+        "data": {"source": f"dataset/{uploaded['id']}", "target": "diagnosis", "one_hot": True},
+        "train": {"epochs": 20},
+    }
+    created = embedded.http.post("/api/v1/experiments", json=spec).json()
+    final = embedded.wait_for(created["id"], ("succeeded", "failed"))
+    assert final["status"] == "succeeded", final["error"]
+    assert final["summary"]["dataset"]["features"] == 7  # 5 numeric + site=north, site=south
+    assert final["summary"]["test"]["accuracy"] > 0.8
