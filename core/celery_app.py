@@ -65,7 +65,25 @@ PRIORITIES = {"high": 0, "normal": 5, "low": 9}
 
 
 def send_run_experiment(experiment_id: int, priority: str = "normal") -> None:
-    """Queue "run experiment N" (the only thing the broker ever carries)."""
-    get_celery_app().send_task(
-        TASK_RUN_EXPERIMENT, args=[experiment_id], queue=DEFAULT_QUEUE, priority=PRIORITIES.get(priority, 5)
-    )
+    """Queue "run experiment N" (the only thing the broker ever carries).
+
+    The queue is declared again on every send: kombu remembers what it declared, but a Redis
+    restarted without persistence has forgotten the queue's binding, and a message sent to an
+    unbound exchange is silently dropped.
+    """
+    app = get_celery_app()
+    with app.producer_or_acquire() as producer:
+        producer.connection.declared_entities.clear()
+        app.send_task(
+            TASK_RUN_EXPERIMENT,
+            args=[experiment_id],
+            queue=DEFAULT_QUEUE,
+            priority=PRIORITIES.get(priority, 5),
+            producer=producer,
+        )
+
+
+def queued_message_count() -> int:
+    """Messages waiting in the broker's queue (an empty Redis queue has no key at all)."""
+    with get_celery_app().connection_for_write() as conn:
+        return int(conn.default_channel._size(DEFAULT_QUEUE))

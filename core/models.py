@@ -129,6 +129,8 @@ class Experiment(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     dispatched_at: Mapped[datetime | None] = mapped_column(nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    # Set when the worker running it shuts down gracefully: checkpoint, then back to the queue.
+    interrupt_requested: Mapped[bool] = mapped_column(default=False, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -129,10 +129,77 @@ class ExperimentRepository:
                 started_at=now,
                 heartbeat_at=now,
                 worker=worker,
+                interrupt_requested=False,
                 attempts=Experiment.attempts + 1,
             )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def renew_lease(self, experiment_id: int, worker: str) -> bool:
+        """Extend this worker's lease; False when the run is no longer this worker's."""
+        result = self.session.execute(
+            update(Experiment)
+            .where(Experiment.id == experiment_id, Experiment.status == Status.running, Experiment.worker == worker)
+            .values(heartbeat_at=utcnow())
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def flags(self, experiment_id: int) -> tuple[bool, bool, str | None]:
+        """(cancel requested, interrupt requested, worker holding the run)."""
+        row = self.session.execute(
+            select(Experiment.cancel_requested, Experiment.interrupt_requested, Experiment.worker).where(
+                Experiment.id == experiment_id
+            )
+        ).one()
+        return bool(row[0]), bool(row[1]), row[2]
+
+    def requeue(self, experiment_id: int, worker: str | None = None, expired_before: datetime | None = None) -> bool:
+        """Back to queued (graceful shutdown, or a lost worker's expired lease); the caller sends
+        the message again. Conditional, so only one of several reconcilers wins."""
+        query = update(Experiment).where(Experiment.id == experiment_id, Experiment.status == Status.running)
+        if worker is not None:
+            query = query.where(Experiment.worker == worker)
+        if expired_before is not None:
+            query = query.where(Experiment.heartbeat_at < expired_before)
+        result = self.session.execute(
+            query.values(status=Status.queued, worker=None, interrupt_requested=False, dispatched_at=utcnow())
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def request_interrupt(self, worker_prefix: str) -> int:
+        """Ask every run of a shutting-down worker to checkpoint and go back to the queue."""
+        result = self.session.execute(
+            update(Experiment)
+            .where(Experiment.status == Status.running, Experiment.worker.startswith(worker_prefix, autoescape=True))
+            .values(interrupt_requested=True)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def expired_runs(self, before: datetime) -> Sequence[Experiment]:
+        """Running experiments whose lease ran out (their worker is presumed dead)."""
+        return self.session.scalars(
+            select(Experiment).where(Experiment.status == Status.running, Experiment.heartbeat_at < before)
+        ).all()
+
+    def running_parents(self) -> Sequence[Experiment]:
+        parent_ids = select(Experiment.parent_id).where(Experiment.parent_id.is_not(None))
+        return self.session.scalars(
+            select(Experiment).where(Experiment.status == Status.running, Experiment.id.in_(parent_ids))
+        ).all()
+
+    def lost_queued(self, never_sent_before: datetime, sent_before: datetime) -> Sequence[Experiment]:
+        """Queued experiments whose message may be lost: never sent (top-level; children wait for
+        their parent's window), or sent long ago."""
+        never_sent = (
+            (Experiment.dispatched_at.is_(None))
+            & (Experiment.parent_id.is_(None))
+            & (Experiment.created_at < never_sent_before)
+        )
+        return self.session.scalars(
+            select(Experiment)
+            .where(Experiment.status == Status.queued, never_sent | (Experiment.dispatched_at < sent_before))
+            .order_by(Experiment.id)
+        ).all()
 
     def lock_running(self, experiment_id: int) -> bool:
         """Touch a running experiment's row: takes its write lock until commit (PostgreSQL row
@@ -163,12 +230,15 @@ class ExperimentRepository:
         summary: dict[str, Any] | None = None,
         error: str | None = None,
         reason: str | None = None,
+        worker: str | None = None,
     ) -> bool:
-        """Record a final state for a running experiment; False if it was not running."""
+        """Record a final state for a running experiment; False if it was not running (or, with
+        `worker`, no longer that worker's run)."""
+        query = update(Experiment).where(Experiment.id == experiment_id, Experiment.status == Status.running)
+        if worker is not None:
+            query = query.where(Experiment.worker == worker)
         result = self.session.execute(
-            update(Experiment)
-            .where(Experiment.id == experiment_id, Experiment.status == Status.running)
-            .values(status=status, summary=summary, error=error, error_reason=reason, finished_at=utcnow())
+            query.values(status=status, summary=summary, error=error, error_reason=reason, finished_at=utcnow())
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, description="Data-set upload limit (413 above).")
     submit_rate_per_minute: int = Field(default=120, ge=1, description="Submissions per user per minute (429).")
     max_running_per_user: int = Field(default=0, ge=0, description="Running experiments per user; 0: no limit.")
+    heartbeat_seconds: float = Field(default=3.0, gt=0, description="How often a running experiment renews its lease.")
+    lease_seconds: float = Field(default=20.0, gt=0, description="A run whose lease is older is presumed lost.")
+    max_attempts: int = Field(default=3, ge=1, description="Runs of one experiment before it fails as worker_lost.")
+    reconcile_seconds: float = Field(default=10.0, gt=0, description="How often each worker repairs lost work.")
+    redispatch_after_seconds: float = Field(
+        default=60.0, gt=0, description="Queued, sent, not started and the queue empty: send again after this."
+    )
+    worker_max_tasks_per_child: int = Field(default=20, ge=1, description="Recycle worker processes (memory).")
     fanout_window: int = Field(
         default=8, ge=1, description="Children of one fan-out experiment queued at once (fair share of workers)."
     )

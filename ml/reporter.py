@@ -26,6 +26,13 @@ class Reporter:
     def log(self, message: str) -> None:
         """A human-readable progress line."""
 
+    def save_checkpoint(self, state: bytes) -> None:
+        """Store the training state after an epoch (model, optimizer, schedule, RNG, epoch)."""
+
+    def load_checkpoint(self) -> bytes | None:
+        """The last stored training state, to resume from (None: start from scratch)."""
+        return None
+
 
 class RecordingReporter(Reporter):
     """Keeps everything in memory: handy in notebooks and unit tests."""
@@ -34,6 +41,7 @@ class RecordingReporter(Reporter):
         self.rows: list[dict[str, float | int | str]] = []
         self.artifacts: dict[str, bytes] = {}
         self.messages: list[str] = []
+        self.checkpoint: bytes | None = None
 
     def on_epoch_end(self, step: int, metrics: Mapping[str, Mapping[str, float]]) -> None:
         for split, values in metrics.items():
@@ -45,6 +53,12 @@ class RecordingReporter(Reporter):
 
     def log(self, message: str) -> None:
         self.messages.append(message)
+
+    def save_checkpoint(self, state: bytes) -> None:
+        self.checkpoint = state
+
+    def load_checkpoint(self) -> bytes | None:
+        return self.checkpoint
 
     def series(self, split: str, name: str) -> list[float]:
         """The values of one metric in step order."""

@@ -11,6 +11,11 @@ import pytest
 
 from tests.services import throwaway_postgres
 
+# One BLAS/OpenMP thread per test process: tiny runs on a busy 2-core machine are otherwise
+# 10-50x slower (thread oversubscription). Set before numpy and torch are imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 
 def reset_caches() -> None:
     """Forget process-wide settings, engines and the Celery app (env vars changed)."""

@@ -95,6 +95,7 @@ class Service:
         self.http = httpx.Client(base_url=self.url, timeout=30)
         self.api: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.worker_names: list[str] = []
         self.n_workers = workers
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
@@ -120,6 +121,28 @@ class Service:
         self.wait_healthy()
         return self
 
+    def restart_api(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the API process and start it again on the same port."""
+        assert self.api is not None
+        os.killpg(self.api.pid, sig)
+        self.api.wait()
+        self.api = self._spawn(["serve", "--port", str(self.port)], "api.log")
+        self.wait_healthy()
+
+    def worker_running(self, experiment: dict) -> subprocess.Popen[bytes]:
+        """The worker process (group) that holds an experiment, from its `worker` identity."""
+        name = str(experiment["worker"]).split("@", 1)[0]
+        for proc, worker_name in zip(self.workers, self.worker_names, strict=True):
+            if worker_name == name:
+                return proc
+        raise AssertionError(f"no worker named {name}")
+
+    def kill_worker(self, proc: subprocess.Popen[bytes], sig: int) -> None:
+        """Send a signal to a worker's whole process group (main process and pool children)."""
+        os.killpg(proc.pid, sig)
+        if sig == signal.SIGKILL:
+            proc.wait()
+
     def create_user(self, name: str, admin: bool = False) -> str:
         """A user of this server; returns its token."""
         code = f"from trainlab.admin import create_user; print(create_user({name!r}, {admin!r}))"
@@ -129,8 +152,10 @@ class Service:
         return out.stdout.strip().splitlines()[-1]
 
     def start_worker(self, name: str) -> subprocess.Popen[bytes]:
-        proc = self._spawn(["worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}"], f"worker-{name}.log")
+        unique = f"{name}-{uuid.uuid4().hex[:6]}"
+        proc = self._spawn(["worker", "--name", unique], f"worker-{name}.log")
         self.workers.append(proc)
+        self.worker_names.append(unique)
         return proc
 
     def wait_healthy(self, timeout: float = 60) -> None:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutting_down
 
-from core.db import get_engine
+from core.db import get_engine, session_scope
+from core.repositories import ExperimentRepository
 from core.settings import get_settings
 from workers import tasks  # noqa: F401  (registers the task)
+from workers.reconcile import Reconciler
 from workers.tasks import app
 
 __all__ = ["app"]
+log = logging.getLogger(__name__)
+app.conf.worker_max_tasks_per_child = get_settings().worker_max_tasks_per_child
+_reconciler: Reconciler | None = None
 
 
 @worker_process_init.connect
@@ -20,8 +26,45 @@ def _init_worker_process(**_: Any) -> None:
     """In each forked worker process: limit torch's threads (processes x threads <= cores) and
     drop database connections inherited from the parent."""
     threads = get_settings().threads_per_worker_process()
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
     torch.set_num_threads(threads)
     get_engine().dispose(close=False)
+
+
+@worker_ready.connect
+def _start_reconciler(sender: Any = None, **_: Any) -> None:
+    """Repair lost work at start, then periodically."""
+    global _reconciler
+    _reconciler = Reconciler()
+    _reconciler.start()
+
+
+@worker_shutting_down.connect
+def _drain(sender: Any = None, sig: str | None = None, how: str | None = None, **_: Any) -> None:
+    """Graceful shutdown (SIGTERM): ask this worker's runs to checkpoint and go back to the
+    queue instead of running to the end or being lost."""
+    if _reconciler is not None:
+        _reconciler.stop()
+    hostname = str(sender) if sender else _hostname()
+    try:
+        with session_scope() as session:
+            count = ExperimentRepository(session).request_interrupt(f"{hostname}/")
+            session.commit()
+        log.warning("shutting down (%s, %s): %d running experiment(s) will be re-queued", sig, how, count)
+    except Exception:
+        log.exception("could not ask running experiments to re-queue")
+
+
+def _hostname() -> str:
+    import sys
+
+    # `-n name@host` on the command line is the worker's hostname; tasks see the same one.
+    args = sys.argv
+    for i, arg in enumerate(args):
+        if arg == "-n" and i + 1 < len(args):
+            return args[i + 1].replace("%h", os.uname().nodename)
+        if arg.startswith("--hostname="):
+            return arg.split("=", 1)[1].replace("%h", os.uname().nodename)
+    return f"celery@{os.uname().nodename}"

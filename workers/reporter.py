@@ -1,8 +1,9 @@
-"""The reporter a worker gives to `ml`: metrics, artifacts and heartbeats go to the database;
-cancellation is read from it."""
+"""The reporter a worker gives to `ml`: metrics, artifacts, checkpoints and the lease go to the
+database and the artifact store; cancel, interrupt and time limit are read back."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 
@@ -11,35 +12,93 @@ from core.db import session_scope
 from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository
 from ml.reporter import Reporter
 
+CHECKPOINT = "checkpoint.pt"
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the run's lease every few seconds, whatever the training loop is doing. If the
+    lease was taken away (the reconciler presumed this worker dead), `lost` turns True and the
+    run stops: the same experiment never trains on two workers at once."""
+
+    def __init__(self, experiment_id: int, worker: str, every: float) -> None:
+        super().__init__(name=f"lease-{experiment_id}", daemon=True)
+        self.experiment_id, self.worker, self.every = experiment_id, worker, every
+        self.lost = False
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.every):
+            try:
+                with session_scope() as session:
+                    kept = ExperimentRepository(session).renew_lease(self.experiment_id, self.worker)
+                    session.commit()
+            except Exception:  # a database hiccup: try again at the next beat
+                continue
+            if not kept:
+                self.lost = True
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
 
 class DatabaseReporter(Reporter):
-    """Persists one experiment's progress. Each hook is its own short transaction."""
+    """Persists one experiment's progress. Each hook is its own short transaction.
 
-    def __init__(self, experiment_id: int, store: LocalArtifactStore, poll_seconds: float) -> None:
+    `stop_reason` says why `should_stop` turned True: cancel, interrupt (graceful worker
+    shutdown), timeout or lease_lost.
+    """
+
+    def __init__(
+        self,
+        experiment_id: int,
+        store: LocalArtifactStore,
+        poll_seconds: float,
+        worker: str | None = None,
+        time_limit: float | None = None,
+        lease: LeaseKeeper | None = None,
+    ) -> None:
         self.experiment_id = experiment_id
         self.store = store
         self.poll_seconds = poll_seconds
+        self.worker = worker
+        self.time_limit = time_limit
+        self.lease = lease
+        self.started = time.monotonic()
+        self.stop_reason: str | None = None
         self._next_poll = 0.0
-        self._stop = False
+
+    def _read_flags(self, repo: ExperimentRepository) -> None:
+        cancel, interrupt, holder = repo.flags(self.experiment_id)
+        if cancel:
+            self.stop_reason = "cancel"
+        elif interrupt:
+            self.stop_reason = "interrupt"
+        elif self.worker is not None and holder != self.worker:
+            self.stop_reason = "lease_lost"
 
     def on_epoch_end(self, step: int, metrics: Mapping[str, Mapping[str, float]]) -> None:
         rows = [(step, split, name, value) for split, named in metrics.items() for name, value in named.items()]
         with session_scope() as session:
             MetricRepository(session).add_many(self.experiment_id, rows)
             repo = ExperimentRepository(session)
-            repo.heartbeat(self.experiment_id)
-            self._stop = self._stop or repo.cancel_requested(self.experiment_id)
+            if self.stop_reason is None:
+                self._read_flags(repo)
             session.commit()
         self._next_poll = time.monotonic() + self.poll_seconds
 
     def should_stop(self) -> bool:
         # Called between batches: hit the database at most once per poll interval.
         now = time.monotonic()
-        if not self._stop and now >= self._next_poll:
+        if self.stop_reason is None and self.time_limit is not None and now - self.started > self.time_limit:
+            self.stop_reason = "timeout"
+        if self.stop_reason is None and self.lease is not None and self.lease.lost:
+            self.stop_reason = "lease_lost"
+        if self.stop_reason is None and now >= self._next_poll:
             self._next_poll = now + self.poll_seconds
             with session_scope() as session:
-                self._stop = ExperimentRepository(session).cancel_requested(self.experiment_id)
-        return self._stop
+                self._read_flags(ExperimentRepository(session))
+        return self.stop_reason is not None
 
     def save_artifact(self, name: str, data: bytes, content_type: str) -> None:
         key = self.store.key_for(self.experiment_id, name)
@@ -47,3 +106,11 @@ class DatabaseReporter(Reporter):
         with session_scope() as session:
             ArtifactRepository(session).put(self.experiment_id, name, key, len(data), content_type)
             session.commit()
+
+    def save_checkpoint(self, state: bytes) -> None:
+        # Written atomically (temp file + rename): a kill mid-write leaves the previous one.
+        self.save_artifact(CHECKPOINT, state, "application/octet-stream")
+
+    def load_checkpoint(self) -> bytes | None:
+        key = self.store.key_for(self.experiment_id, CHECKPOINT)
+        return self.store.get(key) if self.store.exists(key) else None

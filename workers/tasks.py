@@ -1,16 +1,18 @@
-"""The Celery task that runs one experiment. It takes an id, re-reads the row, claims it, runs
-`ml` and records the final state. `ml` is imported inside the task, after the worker process
-has forked and set its thread count."""
+"""The Celery task that runs one experiment. It takes an id, re-reads the row, claims it (with
+a lease the run renews), runs `ml` and records the final state. `ml` is imported inside the
+task, after the worker process has forked and set its thread count."""
 
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from typing import Any
 
 from celery import Task
 
 from core.artifacts import LocalArtifactStore
-from core.celery_app import TASK_RUN_EXPERIMENT, get_celery_app
+from core.celery_app import TASK_RUN_EXPERIMENT, get_celery_app, send_run_experiment
 from core.db import session_scope
 from core.models import Status
 from core.repositories import ExperimentRepository
@@ -18,25 +20,41 @@ from core.settings import get_settings
 from ml.fanout import RunContext, planner_for
 from ml.spec import parse_spec
 from workers.fanout import advance_parent, start_fanout
-from workers.reporter import DatabaseReporter
+from workers.reporter import DatabaseReporter, LeaseKeeper
 from workers.uploads import UploadResolver
 
 log = logging.getLogger(__name__)
 app = get_celery_app()
+QUOTA_RETRY_SECONDS = 3
 
 
-def _finish(experiment_id: int, status: Status, **fields: Any) -> None:
+def worker_identity(hostname: str) -> str:
+    """Unique per run attempt: a lease taken away from a zombie cannot be confused with its
+    successor's, even on the same host."""
+    return f"{hostname}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+def _finish(experiment_id: int, status: Status, worker: str | None = None, **fields: Any) -> None:
     with session_scope() as session:
         repo = ExperimentRepository(session)
-        repo.finish(experiment_id, status, **fields)
+        recorded = repo.finish(experiment_id, status, worker=worker, **fields)
         session.commit()
         experiment = repo.get(experiment_id)
         parent_id = experiment.parent_id if experiment else None
-    if parent_id is not None:
+    if recorded and parent_id is not None:
         advance_parent(parent_id)
 
 
-QUOTA_RETRY_SECONDS = 3
+def _requeue(experiment_id: int, worker: str) -> bool:
+    with session_scope() as session:
+        repo = ExperimentRepository(session)
+        done = repo.requeue(experiment_id, worker=worker)
+        experiment = repo.get(experiment_id)
+        session.commit()
+        priority = experiment.priority if experiment else "normal"
+    if done:
+        send_run_experiment(experiment_id, priority)
+    return done
 
 
 def _over_quota(experiment_id: int) -> bool:
@@ -51,55 +69,98 @@ def _over_quota(experiment_id: int) -> bool:
         return repo.running_single_runs(experiment.owner_id) >= limit
 
 
-@app.task(name=TASK_RUN_EXPERIMENT, bind=True)
-def run_experiment(self: Task, experiment_id: int) -> str:
-    """Run experiment N and store its final state."""
-    from ml.errors import Cancelled, DataError, MLError, TrainingDiverged
-    from ml.run import run_experiment as run_spec
-
-    worker = str(self.request.hostname or "worker")
-    if _over_quota(experiment_id):
-        # The owner already runs as many experiments as allowed: try again shortly.
-        raise self.retry(countdown=QUOTA_RETRY_SECONDS, max_retries=None)
+def _claim(experiment_id: int, worker: str) -> tuple[dict[str, Any] | None, str]:
+    """The spec if this worker now holds the run; else None and the state it is in."""
     with session_scope() as session:
         repo = ExperimentRepository(session)
         claimed = repo.claim(experiment_id, worker)
         session.commit()
         experiment = repo.get(experiment_id)
-        if not claimed or experiment is None:
-            state = experiment.status if experiment else "missing"
-            log.info("experiment %s not claimed (status %s)", experiment_id, state)
-            if experiment is not None and experiment.parent_id is not None:
+        if experiment is None:
+            return None, "missing"
+        if not claimed:
+            if experiment.parent_id is not None:
                 advance_parent(experiment.parent_id)
-            return f"skipped: {state}"
-        spec = dict(experiment.spec)
+            return None, experiment.status
+        return dict(experiment.spec), experiment.status
 
+
+@app.task(name=TASK_RUN_EXPERIMENT, bind=True)
+def run_experiment(self: Task, experiment_id: int) -> str:
+    """Run experiment N and store its final state."""
+    if _over_quota(experiment_id):
+        # The owner already runs as many experiments as allowed: try again shortly.
+        raise self.retry(countdown=QUOTA_RETRY_SECONDS, max_retries=None)
+    worker = worker_identity(str(self.request.hostname or "worker"))
+    spec, state = _claim(experiment_id, worker)
+    if spec is None:
+        log.info("experiment %s not claimed (status %s)", experiment_id, state)
+        return f"skipped: {state}"
     settings = get_settings()
     context = RunContext(experiment_id=experiment_id, optuna_storage=settings.optuna_storage)
     planner = planner_for(spec, context)
     if planner is not None:
         return start_fanout(experiment_id, parse_spec(spec), planner)
 
+    lease = LeaseKeeper(experiment_id, worker, settings.heartbeat_seconds)
+    lease.start()
     reporter = DatabaseReporter(
-        experiment_id, LocalArtifactStore(settings.resolved_artifact_dir), settings.cancel_poll_seconds
+        experiment_id,
+        LocalArtifactStore(settings.resolved_artifact_dir),
+        settings.cancel_poll_seconds,
+        worker=worker,
+        time_limit=spec.get("time_limit_seconds"),
+        lease=lease,
     )
+    try:
+        return _run(experiment_id, spec, reporter, context, worker)
+    finally:
+        lease.stop()
+
+
+def _run(experiment_id: int, spec: dict[str, Any], reporter: DatabaseReporter, context: RunContext, worker: str) -> str:
+    from ml.errors import Cancelled, DataError, MLError, Pruned, TrainingDiverged
+    from ml.run import run_experiment as run_spec
+
+    def fail(error: str, reason: str) -> str:
+        _finish(experiment_id, Status.failed, worker=worker, error=error, reason=reason)
+        return "failed"
+
     try:
         summary = run_spec(spec, reporter, context=context, resolve_upload=UploadResolver(reporter.store))
     except Cancelled as exc:
-        _finish(experiment_id, Status.cancelled, error=str(exc), reason="cancelled")
-        return "cancelled"
+        return _stopped(experiment_id, reporter, worker, str(exc))
+    except Pruned as exc:
+        return fail(f"pruned: {exc}", "pruned")
     except TrainingDiverged as exc:
-        _finish(experiment_id, Status.failed, error=str(exc), reason="diverged")
-        return "failed"
+        return fail(str(exc), "diverged")
     except DataError as exc:
-        _finish(experiment_id, Status.failed, error=f"data error: {exc}", reason="data")
-        return "failed"
+        return fail(f"data error: {exc}", "data")
     except (MLError, ValueError) as exc:
-        _finish(experiment_id, Status.failed, error=str(exc), reason="invalid")
-        return "failed"
+        return fail(str(exc), "invalid")
     except Exception as exc:  # an unexpected bug: keep the run's final state right anyway
         log.exception("experiment %s crashed", experiment_id)
-        _finish(experiment_id, Status.failed, error=f"internal error: {type(exc).__name__}: {exc}", reason="error")
-        return "failed"
-    _finish(experiment_id, Status.succeeded, summary=summary)
+        return fail(f"internal error: {type(exc).__name__}: {exc}", "error")
+    _finish(experiment_id, Status.succeeded, worker=worker, summary=summary)
     return "succeeded"
+
+
+def _stopped(experiment_id: int, reporter: DatabaseReporter, worker: str, message: str) -> str:
+    """The run stopped on request: say why in its final (or re-queued) state."""
+    reason = reporter.stop_reason
+    if reason == "interrupt":  # graceful worker shutdown: the last checkpoint resumes it
+        return "requeued" if _requeue(experiment_id, worker) else "interrupted"
+    if reason == "lease_lost":  # another worker owns it now; write nothing
+        return "lease lost"
+    if reason == "timeout":
+        limit = reporter.time_limit
+        _finish(
+            experiment_id,
+            Status.failed,
+            worker=worker,
+            error=f"time limit of {limit:g} s reached; {message}",
+            reason="timeout",
+        )
+        return "failed"
+    _finish(experiment_id, Status.cancelled, worker=worker, error=message, reason="cancelled")
+    return "cancelled"

@@ -26,6 +26,9 @@ class ExperimentHeader(StrictModel):
     name: str = Field(min_length=1, max_length=200, description="A label for people; not unique.")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seeds data, splits and weights.")
     description: str | None = Field(default=None, max_length=5000)
+    time_limit_seconds: int | None = Field(
+        default=None, ge=1, le=7 * 24 * 3600, description="Wall-clock limit; past it the run fails with reason timeout."
+    )
     priority: Literal["low", "normal", "high"] = Field(
         default="normal", description="Queue priority among the waiting experiments (PostgreSQL + Redis set-up)."
     )

@@ -23,9 +23,7 @@ def test_kfold_children_run_in_parallel_and_parent_summarizes(two_workers) -> No
     assert created["kind"] == "kfold"
     parent = two_workers.wait_for(created["id"], ("succeeded", "failed", "cancelled"), timeout=240)
     assert parent["status"] == "succeeded", parent["error"]
-    children = [
-        two_workers.http.get(f"/api/v1/experiments/{c['id']}").json() for c in parent["children"]
-    ]
+    children = [two_workers.http.get(f"/api/v1/experiments/{c['id']}").json() for c in parent["children"]]
     assert len(children) == 5 and all(c["status"] == "succeeded" for c in children)
     assert all("test" not in c["summary"] for c in children)  # the test split stayed sealed
     spans = sorted(

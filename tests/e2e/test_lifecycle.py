@@ -24,8 +24,7 @@ LONG_RUN = {
 
 
 def test_quickstart_succeeds_with_metrics(service) -> None:
-    created = service.http.post("/api/v1/experiments", content=QUICKSTART, headers={"Content-Type": "application/yaml"}
-    )
+    created = service.http.post("/api/v1/experiments", content=QUICKSTART, headers={"Content-Type": "application/yaml"})
     assert created.status_code == 201 and created.json()["status"] == "queued"
     experiment = service.wait_for(created.json()["id"], ("succeeded", "failed"))
     assert experiment["status"] == "succeeded", experiment["error"]

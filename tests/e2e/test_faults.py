@@ -1,0 +1,147 @@
+"""Fault injection with real processes (loopback only, bounded): nothing is lost or run twice,
+and every experiment ends in the right final state."""
+
+from __future__ import annotations
+
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.services import Service, running_service, throwaway_postgres, throwaway_redis
+
+pytestmark = pytest.mark.e2e
+
+FAST_RECOVERY = {
+    "TRAINLAB_LEASE_SECONDS": "4",
+    "TRAINLAB_HEARTBEAT_SECONDS": "1",
+    "TRAINLAB_RECONCILE_SECONDS": "1",
+    "TRAINLAB_REDISPATCH_AFTER_SECONDS": "2",
+    "TRAINLAB_TORCH_THREADS": "1",
+}
+
+LONG = {
+    "name": "long",
+    "seed": 11,
+    "data": {"source": "synthetic/moons", "options": {"n_samples": 6000, "noise": 0.3}},
+    "model": {"hidden": [64, 64], "dropout": 0.1},
+    "train": {"epochs": 40, "batch_size": 32},
+}
+TINY = {"name": "tiny", "data": {"source": "builtin/iris"}, "train": {"epochs": 3}}
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[tuple[Service, str]]:
+    with throwaway_postgres() as pg, throwaway_redis() as redis_url:
+        env = {"TRAINLAB_DATABASE_URL": pg, "TRAINLAB_BROKER_URL": redis_url, **FAST_RECOVERY}
+        with running_service(env, Path(tempfile.mkdtemp(prefix="trainlab-faults-")), workers=2) as service:
+            yield service, redis_url
+
+
+def wait_epochs(service: Service, experiment_id: int, epochs: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = service.http.get(f"/api/v1/experiments/{experiment_id}/metrics", params={"name": "loss"}).json()
+        if len({r["step"] for r in rows}) >= epochs:
+            return service.http.get(f"/api/v1/experiments/{experiment_id}").json()
+        time.sleep(0.2)
+    raise AssertionError(f"experiment {experiment_id} did not reach epoch {epochs}")
+
+
+def assert_unique_metrics(service: Service, experiment_id: int, epochs: int) -> None:
+    rows = service.http.get(f"/api/v1/experiments/{experiment_id}/metrics").json()
+    keys = [(r["step"], r["split"], r["name"]) for r in rows]
+    assert len(keys) == len(set(keys))
+    assert sorted({r["step"] for r in rows}) == list(range(1, epochs + 1))
+
+
+def test_sigkill_mid_run_resumes_on_another_worker_with_the_same_result(lab) -> None:
+    service, _ = lab
+    reference = service.http.post("/api/v1/experiments", json=LONG).json()
+    reference = service.wait_for(reference["id"], ("succeeded", "failed"), timeout=240)
+    victim = service.http.post("/api/v1/experiments", json=LONG).json()
+    running = wait_epochs(service, victim["id"], 5)
+    dead = service.worker_running(running)
+    service.kill_worker(dead, signal.SIGKILL)
+    service.start_worker("replacement")  # keep two workers for the rest of the module
+    final = service.wait_for(victim["id"], ("succeeded", "failed", "cancelled"), timeout=240)
+    assert final["status"] == "succeeded", final["error"]
+    assert final["attempts"] == 2 and final["worker"] != running["worker"]
+    assert_unique_metrics(service, victim["id"], final["summary"]["epochs_run"])
+    assert final["summary"]["test"] == reference["summary"]["test"]
+    assert final["summary"]["final"] == reference["summary"]["final"]
+
+
+def test_sigterm_requeues_and_the_run_completes(lab) -> None:
+    service, _ = lab
+    created = service.http.post("/api/v1/experiments", json={**LONG, "seed": 12}).json()
+    running = wait_epochs(service, created["id"], 3)
+    worker = service.worker_running(running)
+    service.kill_worker(worker, signal.SIGTERM)
+    worker.wait(timeout=60)
+    service.start_worker("after-sigterm")
+    final = service.wait_for(created["id"], ("succeeded", "failed", "cancelled"), timeout=240)
+    assert final["status"] == "succeeded", final["error"]
+    assert final["attempts"] == 2 and final["error"] is None
+    assert_unique_metrics(service, created["id"], final["summary"]["epochs_run"])
+
+
+def test_queued_experiments_survive_a_flushed_redis(lab) -> None:
+    service, redis_url = lab
+    # Stop consuming: pause every worker by filling them with long runs, then flush the queue.
+    blockers = [service.http.post("/api/v1/experiments", json={**LONG, "seed": 20 + i}).json() for i in range(2)]
+    for blocker in blockers:
+        service.wait_for(blocker["id"], ("running",), timeout=60)
+    queued = [service.http.post("/api/v1/experiments", json={**TINY, "seed": i}).json() for i in range(3)]
+    redis.Redis.from_url(redis_url).flushdb()  # Redis restarted without persistence
+    for blocker in blockers:
+        service.http.post(f"/api/v1/experiments/{blocker['id']}/cancel")
+    for experiment in queued:
+        final = service.wait_for(experiment["id"], ("succeeded", "failed", "cancelled"), timeout=120)
+        assert final["status"] == "succeeded" and final["attempts"] == 1
+
+
+def test_api_restart_during_a_burst_loses_no_201(lab) -> None:
+    service, _ = lab
+    accepted: list[int] = []
+    stop = threading.Event()
+
+    def submit() -> None:
+        with httpx.Client(base_url=service.url, headers=service.http.headers, timeout=10) as client:
+            for i in range(40):
+                if stop.is_set():
+                    return
+                try:
+                    response = client.post("/api/v1/experiments", json={**TINY, "seed": 100 + i})
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+                    continue
+                if response.status_code == 201:
+                    accepted.append(response.json()["id"])
+
+    thread = threading.Thread(target=submit)
+    thread.start()
+    time.sleep(1.0)
+    service.restart_api()
+    thread.join(timeout=120)
+    stop.set()
+    assert len(accepted) >= 5
+    for experiment_id in accepted:
+        final = service.wait_for(experiment_id, ("succeeded", "failed", "cancelled"), timeout=180)
+        assert final["status"] == "succeeded" and final["attempts"] == 1, final
+
+
+def test_time_limit_fails_with_reason_timeout(lab) -> None:
+    service, _ = lab
+    created = service.http.post(
+        "/api/v1/experiments", json={**LONG, "seed": 30, "time_limit_seconds": 2, "train": {"epochs": 2000}}
+    ).json()
+    final = service.wait_for(created["id"], ("succeeded", "failed", "cancelled"), timeout=60)
+    assert final["status"] == "failed" and final["error_reason"] == "timeout"
+    assert "time limit of 2 s" in final["error"]
