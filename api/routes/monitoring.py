@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,7 @@ def _histogram(name: str, doc: str, samples: dict[str, list[float]]) -> Histogra
     """A histogram per kind from raw durations."""
     family = HistogramMetricFamily(name, doc, labels=["kind"])
     for kind, values in sorted(samples.items()):
-        buckets = [(str(b), float(sum(1 for v in values if v <= b))) for b in BUCKETS]
+        buckets = [(floatToGoString(b), float(sum(1 for v in values if v <= b))) for b in BUCKETS]
         buckets.append(("+Inf", float(len(values))))
         family.add_metric([kind], buckets, sum_value=sum(values))
     return family

@@ -126,9 +126,11 @@ function lineChart(container, key, title, datasets, xTitle = "epoch") {
     pointRadius: d.points.length > 60 ? 0 : 2,
     borderWidth: 2,
   }));
+  const yType = wideRange(datasets) ? "logarithmic" : "linear";
   let chart = window.trainlabCharts[key];
   if (chart && chart.canvas.isConnected) {
     chart.data.datasets = data;
+    chart.options.scales.y.type = yType;
     chart.update("none");
   } else {
     const canvas = h("canvas", { "aria-label": title, role: "img" });
@@ -143,13 +145,28 @@ function lineChart(container, key, title, datasets, xTitle = "epoch") {
         normalized: true,
         interaction: { mode: "nearest", intersect: false },
         plugins: { title: { display: true, text: title } },
-        scales: { x: { type: "linear", title: { display: true, text: xTitle } } },
+        scales: {
+          x: { type: "linear", title: { display: true, text: xTitle } },
+          y: { type: yType, ticks: { callback: tick } },
+        },
       },
     });
     window.trainlabCharts[key] = chart;
   }
   chart.canvas.parentNode.dataset.points = String(data.reduce((n, d) => n + d.data.length, 0));
   return chart;
+}
+
+function wideRange(datasets) {
+  // losses that fall by orders of magnitude (a PINN's) read better on a log scale
+  const ys = datasets.flatMap((d) => d.points.map((p) => p.y));
+  return ys.length > 1 && ys.every((y) => y > 0) && Math.max(...ys) / Math.min(...ys) > 1e3;
+}
+
+function tick(value) {
+  const abs = Math.abs(value);
+  if (abs !== 0 && (abs < 1e-3 || abs >= 1e5)) return Number(value).toExponential(1);
+  return Number(Number(value).toPrecision(4));
 }
 
 function seriesByName(metrics) {
@@ -167,7 +184,7 @@ function metricOrder(a, b) {
   return rank(a) - rank(b) || a.localeCompare(b);
 }
 
-function drawCurves(container, metrics, prefix) {
+function drawCurves(container, metrics, prefix, xTitle = "epoch") {
   const byName = seriesByName(metrics);
   const names = Object.keys(byName).sort(metricOrder);
   if (!names.length) return;
@@ -178,7 +195,7 @@ function drawCurves(container, metrics, prefix) {
       points,
       color: split === "train" ? COLORS[0] : split === "validation" ? COLORS[1] : undefined,
     }));
-    lineChart(container, `${prefix}:${name}`, name, datasets);
+    lineChart(container, `${prefix}:${name}`, name, datasets, xTitle);
   }
 }
 

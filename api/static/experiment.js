@@ -5,16 +5,25 @@ const SUMMARY_SCALARS = ["final_loss", "relative_l2_error", "epochs_run", "best_
 const PLOT_ORDER = ["learning_curves", "roc", "pr", "confusion_matrix", "pinn_solution", "exact_solution", "error"];
 const MINIMIZED = /loss|rmse|mae|mse|error/i;
 
-function renderState(exp) {
+function progressText(exp, metrics) {
+  const epochs = (exp.spec.train || {}).epochs;
+  const step = metrics.reduce((n, m) => Math.max(n, m.step), 0);
+  if (exp.status !== "running" || !step) return "";
+  return epochs ? ` · epoch ${step}/${epochs}` : ` · step ${step}`;
+}
+
+function renderState(exp, metrics) {
   document.title = `#${exp.id} ${exp.name} · trainlab`;
   fill("title", `#${exp.id} ${exp.name}`);
   const t = exp.timings || {};
+  const ran = t.run_seconds ?? (exp.started_at ? (Date.now() - new Date(exp.started_at)) / 1000 : null);
   fill(
     "state",
     badge(exp.status),
     ` ${exp.kind}`,
     exp.parent_id ? [" · child of ", h("a", { href: `/experiments/${exp.parent_id}` }, `#${exp.parent_id}`)] : "",
-    ` · queued ${seconds(t.queued_seconds) || "-"} · ran ${seconds(t.run_seconds) || "-"}`,
+    progressText(exp, metrics),
+    ` · queued ${seconds(t.queued_seconds) || "-"} · ${exp.status === "running" ? "running for" : "ran"} ${seconds(ran) || "-"}`,
     exp.worker ? ` on ${exp.worker}` : "",
     exp.cancel_requested && !FINAL.includes(exp.status) ? " · cancel requested" : "",
   );
@@ -30,12 +39,18 @@ function renderDiagnosis(summary) {
   const d = summary.diagnosis;
   show("diagnosis-section", !!d);
   if (d) {
-    const evidence = d.evidence && typeof d.evidence === "object" ? Object.entries(d.evidence).map(([k, v]) => `${k} ${fmt(v)}`).join(", ") : d.evidence;
+    const evidence =
+      d.evidence && typeof d.evidence === "object"
+        ? Object.entries(d.evidence)
+            .filter(([, v]) => !Array.isArray(v))
+            .map(([k, v]) => `${k} ${fmt(v)}`)
+            .join(", ")
+        : d.evidence;
     fill(
       "diagnosis",
       h("p", {}, h("span", { class: `verdict ${d.verdict}`, id: "verdict" }, d.verdict), d.confidence !== undefined ? ` confidence ${fmt(d.confidence)}` : ""),
       d.explanation ? h("p", {}, d.explanation) : null,
-      evidence ? h("p", { class: "muted" }, `evidence: ${evidence}`) : null,
+      evidence ? h("details", { class: "muted" }, h("summary", {}, "evidence"), evidence) : null,
       (d.advice || []).length ? h("ul", { class: "advice" }, d.advice.map((a) => h("li", {}, a))) : null,
     );
   }
@@ -47,9 +62,14 @@ function renderDiagnosis(summary) {
 function renderSummary(summary) {
   const run = Object.fromEntries(SUMMARY_SCALARS.filter((k) => k in summary).map((k) => [k, summary[k]]));
   if (summary.threshold && typeof summary.threshold === "object") run.threshold = summary.threshold.value;
+  const best = summary.best && typeof summary.best === "object" ? flatten(summary.best) : {};
   const cards = [
     keyValueCard("test", scalars(summary.test)),
     keyValueCard("validation", scalars(summary.validation)),
+    keyValueCard("best trial", scalars(best)),
+    keyValueCard("parameter importances", scalars(summary.importances)),
+    keyValueCard("member spread (test)", scalars(summary.member_spread)),
+    keyValueCard("ensemble gain over the mean member", scalars(summary.gain_over_member_mean)),
     keyValueCard("baseline", scalars(summary.baseline)),
     keyValueCard("run", scalars(run)),
   ].filter(Boolean);
@@ -60,9 +80,10 @@ function renderSummary(summary) {
 function childExtras(summary) {
   // per-child numbers a parent's summary holds (k-fold per_fold, summary.children), by child id
   const out = {};
-  for (const entry of [...(summary.per_fold || []), ...(Array.isArray(summary.children) ? summary.children : [])]) {
+  const lists = [summary.per_fold, summary.members, summary.children].filter(Array.isArray);
+  for (const entry of lists.flat()) {
     const id = entry.experiment ?? entry.id;
-    if (id !== undefined) Object.assign((out[id] ||= {}), scalars(entry));
+    if (id !== undefined) Object.assign((out[id] ||= {}), scalars(flatten(entry)));
   }
   return out;
 }
@@ -102,9 +123,14 @@ function renderTrials(exp) {
     return row;
   });
   const columns = [...new Set(flat.flatMap((r) => Object.keys(r)))];
-  fill("trials", table(columns, flat.map((r) => columns.map((c) => h("td", { class: typeof r[c] === "number" ? "num" : "" }, fmt(r[c]))))));
-  const objective = exp.summary.objective || (exp.spec.search || {}).objective || "";
-  const direction = exp.summary.direction || (exp.spec.search || {}).direction || (MINIMIZED.test(String(objective)) ? "minimize" : "maximize");
+  const cell = (r, c) =>
+    c === "experiment" && r[c]
+      ? h("td", {}, h("a", { href: `/experiments/${r[c]}` }, `#${r[c]}`))
+      : h("td", { class: typeof r[c] === "number" ? "num" : "" }, fmt(r[c]));
+  fill("trials", table(columns, flat.map((r) => columns.map((c) => cell(r, c)))));
+  const declared = exp.summary.objective || {};
+  const objective = typeof declared === "object" ? declared.metric || "" : String(declared);
+  const direction = declared.direction || exp.summary.direction || (MINIMIZED.test(objective) ? "minimize" : "maximize");
   const points = trials.map((t, i) => ({ x: t.number ?? t.trial ?? i + 1, y: trialValue(t) })).filter((p) => typeof p.y === "number");
   let best = null;
   const bestSoFar = points.map((p) => {
@@ -115,6 +141,21 @@ function renderTrials(exp) {
     { label: "trial", points },
     { label: "best so far", points: bestSoFar, dash: [6, 3] },
   ], "trial");
+}
+
+async function drawChildCurves(container, children) {
+  // a fan-out parent has no curves of its own: overlay its children's validation curves
+  const shown = children.slice(0, 12);
+  const rows = await Promise.all(shown.map((c) => api(`/experiments/${c.id}/metrics?split=validation`)));
+  const names = [...new Set(rows.flat().map((m) => m.name))].sort(metricOrder);
+  if (names.length) container.querySelectorAll("p.muted").forEach((p) => p.remove());
+  for (const name of names) {
+    const datasets = shown.map((c, i) => ({
+      label: `#${c.id}`,
+      points: rows[i].filter((m) => m.name === name).map((m) => ({ x: m.step, y: m.value })),
+    }));
+    lineChart(container, `children:${name}`, `validation ${name} of each child`, datasets);
+  }
 }
 
 let shownArtifacts = "";
@@ -141,10 +182,12 @@ window.experimentPage = function experimentPage() {
   repeat(async () => {
     const exp = await api(`/experiments/${id}`);
     const [metrics, artifacts] = await Promise.all([api(`/experiments/${id}/metrics`), api(`/experiments/${id}/artifacts`)]);
-    renderState(exp);
+    renderState(exp, metrics);
     renderDiagnosis(exp.summary || {});
     renderSummary(exp.summary || {});
-    drawCurves(document.getElementById("curves"), metrics, "experiment");
+    const curves = document.getElementById("curves");
+    drawCurves(curves, metrics, "experiment", exp.kind === "pinn" ? "step" : "epoch");
+    if (!metrics.length && exp.children.length) await drawChildCurves(curves, exp.children);
     renderTrials(exp);
     renderChildren(exp);
     renderArtifacts(exp, artifacts);

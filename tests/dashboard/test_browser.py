@@ -1,0 +1,220 @@
+"""The dashboard end to end in headless Chromium (Debian's chromium + chromium-driver, driven by
+Selenium) against a live server with a real worker. Outside CI a missing browser skips; in CI it
+fails. The last screenshot is saved as test-artifacts/dashboard.png."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.cli.support import ROOT, auth_enforced, fast_spec, live_service, long_spec
+from tests.services import Service, unavailable
+from trainlab.client import Client, Experiment
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOTS = ROOT / "test-artifacts"
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T], timeout: float = 20, what: str = "the page") -> T:
+    """Poll until probe() returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value {value!r}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        unavailable("headless Chromium is missing: apt-get install -y chromium chromium-driver (make test does)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    profile = tempfile.mkdtemp(prefix="trainlab-chromium-")
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1800",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=DriverService(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[tuple[Service, str | None]]:
+    with live_service() as (service, token, _config):
+        yield service, token
+
+
+@pytest.fixture(scope="module")
+def client(live: tuple[Service, str | None]) -> Iterator[Client]:
+    service, token = live
+    with Client(service.url, token) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def finished(client: Client) -> Experiment:
+    created = client.submit(fast_spec("dash-finished", epochs=8, optimizer={"name": "adam", "lr": 0.01}))
+    final = client.wait(created.id, poll=0.3, timeout=180)
+    assert final.status == "succeeded", final.error
+    return final
+
+
+@pytest.fixture(scope="module")
+def signed_in(browser: Any, live: tuple[Service, str | None]) -> Any:
+    service, token = live
+    browser.get(f"{service.url}/login")
+    if token:
+        browser.find_element("id", "token").send_keys(token)
+        browser.find_element("id", "sign-in").click()
+        eventually(lambda: browser.execute_script("return document.body.dataset.page") == "list", what="the list")
+    return browser
+
+
+def chart_points(browser: Any, key: str) -> list[dict[str, Any]]:
+    """Per dataset of one chart: its label, how many points it holds and how many it drew."""
+    return browser.execute_script(
+        """const c = window.trainlabCharts && window.trainlabCharts[arguments[0]];
+        if (!c) return [];
+        return c.data.datasets.map((d, i) => ({label: d.label, points: d.data.length,
+            drawn: c.getDatasetMeta(i).data.filter(p => Number.isFinite(p.x) && Number.isFinite(p.y)).length}));""",
+        key,
+    )
+
+
+def test_the_list_shows_experiments_with_status_and_filters(
+    signed_in: Any, live: tuple[Service, str | None], finished: Experiment
+) -> None:
+    service, _ = live
+    signed_in.get(f"{service.url}/?status=succeeded")
+    row = eventually(
+        lambda: signed_in.find_elements("css selector", f'#experiments tr[data-id="{finished.id}"]'), what="the row"
+    )[0]
+    assert "dash-finished" in row.text and "succeeded" in row.text
+    assert signed_in.find_element("name", "status").get_attribute("value") == "succeeded"
+    signed_in.get(f"{service.url}/?status=failed")
+    eventually(lambda: "no experiments match" in signed_in.find_element("id", "experiments").text, what="empty")
+
+
+def test_a_finished_experiment_shows_curves_diagnosis_and_plots(
+    signed_in: Any, live: tuple[Service, str | None], client: Client, finished: Experiment
+) -> None:
+    service, _ = live
+    signed_in.get(f"{service.url}/")
+    link = eventually(lambda: signed_in.find_elements("link text", f"#{finished.id}"), what="the link")[0]
+    link.click()
+    loss = eventually(lambda: chart_points(signed_in, "experiment:loss"), what="the loss chart")
+    epochs = finished.summary["epochs_run"]
+    assert {d["label"]: d["points"] for d in loss} == {"train": epochs, "validation": epochs}
+    assert all(d["drawn"] == d["points"] for d in loss), loss
+    stored = client.metrics(finished.id, name="loss", split="validation")
+    shown = signed_in.execute_script("return window.trainlabCharts['experiment:loss'].data.datasets[1].data")
+    assert [p["y"] for p in shown] == pytest.approx([m.value for m in stored])
+    verdict = signed_in.find_element("id", "verdict").text
+    assert verdict == finished.diagnosis["verdict"]  # type: ignore[index]
+    advice = signed_in.find_elements("css selector", "#diagnosis .advice li")
+    assert [a.text for a in advice] == finished.diagnosis["advice"]  # type: ignore[index]
+    images = eventually(lambda: signed_in.find_elements("css selector", "#plots img"), what="the plots")
+    alts = {img.get_attribute("alt") for img in images}
+    assert {"roc.png", "pr.png", "learning_curves.png", "confusion_matrix.png"} <= alts
+    eventually(
+        lambda: signed_in.execute_script("return [...document.images].every(i => i.complete && i.naturalWidth > 0)"),
+        what="the plots to load",
+    )
+    SCREENSHOTS.mkdir(exist_ok=True)
+    signed_in.save_screenshot(str(SCREENSHOTS / "dashboard-finished.png"))
+
+
+def test_a_running_experiment_updates_live(signed_in: Any, live: tuple[Service, str | None], client: Client) -> None:
+    service, _ = live
+    running = client.submit(long_spec("dash-running"))
+    try:
+        eventually(lambda: len(client.metrics(running.id, name="loss")) >= 2, timeout=90, what="first epochs")
+        signed_in.get(f"{service.url}/experiments/{running.id}")
+        first = eventually(lambda: chart_points(signed_in, "experiment:loss"), what="the loss chart")
+        state = signed_in.find_element("id", "state")
+        assert "running" in state.text
+        grown = eventually(
+            lambda: (pts := chart_points(signed_in, "experiment:loss")) and pts[0]["points"] > first[0]["points"],
+            timeout=30,
+            what="the chart to grow",
+        )
+        assert grown
+        SCREENSHOTS.mkdir(exist_ok=True)
+        signed_in.save_screenshot(str(SCREENSHOTS / "dashboard.png"))
+        signed_in.find_element("id", "cancel").click()
+        eventually(lambda: "cancelled" in signed_in.find_element("id", "state").text, timeout=30, what="cancelled")
+    finally:
+        client.cancel(running.id)
+
+
+def test_compare_overlays_the_curves_of_two_experiments(
+    signed_in: Any, live: tuple[Service, str | None], client: Client, finished: Experiment
+) -> None:
+    service, _ = live
+    other = client.wait(client.submit(fast_spec("dash-other", epochs=4)).id, poll=0.3, timeout=120)
+    signed_in.get(f"{service.url}/compare?ids={finished.id},{other.id}")
+    curves = eventually(lambda: chart_points(signed_in, "compare:validation loss"), what="the compare chart")
+    assert [d["points"] for d in curves] == [finished.summary["epochs_run"], other.summary["epochs_run"]]
+    assert [d["label"] for d in curves] == [f"#{finished.id} dash-finished", f"#{other.id} dash-other"]
+    diff = signed_in.find_element("id", "spec-diff").text
+    assert "train.epochs" in diff and "train.optimizer.lr" in diff
+
+
+def test_a_fan_out_parent_shows_its_children_and_their_curves(
+    signed_in: Any, live: tuple[Service, str | None], client: Client
+) -> None:
+    service, _ = live
+    spec = fast_spec("dash-kfold", epochs=3)
+    spec["data"]["split"] = {"test": 0.2, "folds": 2, "stratify": True}
+    parent = client.wait(client.submit(spec).id, poll=0.3, timeout=240)
+    assert parent.status == "succeeded", parent.error
+    signed_in.get(f"{service.url}/experiments/{parent.id}")
+    eventually(lambda: "2/2 done" in signed_in.find_element("id", "children-title").text, what="the folds")
+    rows = signed_in.find_elements("css selector", "#children tbody tr")
+    assert [r.find_element("tag name", "a").text for r in rows] == [f"#{c.id}" for c in parent.children]
+    curves = eventually(lambda: chart_points(signed_in, "children:loss"), what="the folds' curves")
+    assert [d["label"] for d in curves] == [f"#{c.id}" for c in parent.children]
+    assert all(d["points"] == d["drawn"] > 0 for d in curves)
+    assert "± " in signed_in.find_element("id", "summary").text  # mean ± std over the folds
+
+
+def test_without_a_token_the_pages_send_you_to_sign_in(browser: Any, live: tuple[Service, str | None]) -> None:
+    service, _ = live
+    if not auth_enforced(service):
+        pytest.skip("this server does not require a token yet")
+    browser.delete_all_cookies()
+    browser.get(f"{service.url}/")
+    eventually(lambda: "/login" in browser.current_url, what="the sign-in page")
+    browser.find_element("id", "token").send_keys("tl_not-a-real-token")
+    browser.find_element("id", "sign-in").click()
+    error = eventually(lambda: browser.find_element("id", "login-error").text, what="the refusal")
+    assert "refused" in error and "/login" in browser.current_url
