@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch, installed before the project so the project's range is already met.
 TORCH ?= torch==2.13.0
 
-.PHONY: run test lint examples clean
+.PHONY: run test lint examples clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,15 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 
-test: $(STAMP) lint
+# Headless Chromium for the dashboard tests (Debian packages; needs root, as in CI). Without it
+# the browser tests skip outside CI and fail in CI.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "chromium missing: run 'sudo apt-get install -y chromium chromium-driver' for the dashboard tests"; fi; \
+	fi
+
+test: $(STAMP) chromium lint
 	$(BIN)/pytest -q -rs
 
 examples: $(STAMP)

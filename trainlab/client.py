@@ -250,10 +250,10 @@ class Client:
     def spec_schema(self) -> dict[str, Any]:
         return self._json("GET", "/spec/schema")
 
-    def upload_dataset(self, path: str | Path, target: str | None = None) -> Dataset:
+    def upload_dataset(self, path: str | Path, target: str | None = None, name: str | None = None) -> Dataset:
         """Upload a CSV or NPZ file; `target` names the label column of a CSV."""
         file = Path(path)
-        data = {"target": target} if target else {}
+        data = {k: v for k, v in (("target", target), ("name", name)) if v}
         key = uuid.uuid4().hex
         with file.open("rb") as handle:
             files = {"file": (file.name, handle.read(), _file_type(file))}

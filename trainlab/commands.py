@@ -240,13 +240,14 @@ datasets = typer.Typer(help="Upload and list datasets (CSV, NPZ); use them as `d
 def datasets_upload(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A CSV or NPZ file.")],
     target: Annotated[str | None, typer.Option(help="The label column of a CSV.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name for it (default: the file's).")] = None,
     as_json: JsonOpt = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
     """Upload a dataset."""
     with connect(url, token) as client:
-        dataset = client.upload_dataset(file, target=target)
+        dataset = client.upload_dataset(file, target=target, name=name)
     if as_json:
         print_json(dataset.raw)
     else:

@@ -228,6 +228,12 @@ def test_datasets_upload_and_list(cli: Cli, tmp_path: Path) -> None:
         pytest.skip("the server has no /api/v1/datasets route yet (being added in another issue)")
     data = tmp_path / "tiny.csv"
     data.write_text("x1,x2,label\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(60)))
-    uploaded = cli.json("datasets", "upload", str(data), "--target", "label")
+    uploaded = cli.json("datasets", "upload", str(data), "--target", "label", "--name", "tiny")
     listed = cli.json("datasets", "list")
-    assert uploaded["id"] in {d["id"] for d in listed}
+    assert uploaded["id"] in {d["id"] for d in listed} and uploaded["name"] == "tiny"
+    table = cli("datasets", "list")
+    assert table.returncode == 0 and "tiny" in table.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1\n")
+    refused = cli("datasets", "upload", str(bad), "--target", "b")
+    assert refused.returncode == 2 and refused.stderr.strip()
