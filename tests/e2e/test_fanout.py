@@ -47,3 +47,26 @@ def test_cancelling_a_kfold_parent_cancels_its_folds(two_workers) -> None:
     assert parent["status"] == "cancelled"
     for child in parent["children"]:
         assert two_workers.http.get(f"/api/v1/experiments/{child['id']}").json()["status"] == "cancelled"
+
+
+def test_compare_runs_variants_in_parallel_and_ranks_them(two_workers) -> None:
+    spec = {
+        "kind": "compare",
+        "name": "lr",
+        "base": {"data": {"source": "builtin/digits"}, "train": {"epochs": 12, "batch_size": 32}},
+        "variants": [
+            {"label": "small", "set": {"train.optimizer.lr": 0.0001}},
+            {"label": "good", "set": {"train.optimizer.lr": 0.003}},
+        ],
+    }
+    created = two_workers.http.post("/api/v1/experiments", json=spec).json()
+    parent = two_workers.wait_for(created["id"], ("succeeded", "failed"), timeout=240)
+    assert parent["status"] == "succeeded", parent["error"]
+    assert parent["summary"]["best"] == "good"
+    children = [two_workers.http.get(f"/api/v1/experiments/{c['id']}").json() for c in parent["children"]]
+    (a_start, a_end), (b_start, b_end) = sorted(
+        (datetime.fromisoformat(c["started_at"]), datetime.fromisoformat(c["finished_at"])) for c in children
+    )
+    assert b_start < a_end  # the two variants overlapped in time
+    names = {a["name"] for a in two_workers.http.get(f"/api/v1/experiments/{created['id']}/artifacts").json()}
+    assert {"train_loss.png", "validation_loss.png"} <= names
