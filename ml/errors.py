@@ -15,3 +15,7 @@ class TrainingDiverged(MLError):
 
 class DataError(MLError):
     """The data named by the spec cannot be loaded or does not fit the task."""
+
+
+class Pruned(MLError):
+    """A search trial was stopped early by the search's pruner (a trial state of its own, not a bug)."""

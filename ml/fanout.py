@@ -35,6 +35,8 @@ class RunContext:
     # An Optuna storage for search studies: an SQLAlchemy URL (PostgreSQL in the lab set-up) or
     # "journal:<path>" for a file journal (the embedded default; safe for parallel trials).
     optuna_storage: str | None = None
+    # Transfer learning: the bytes of a finished experiment's model.pt, by its id or name.
+    load_weights: Callable[[str], bytes | None] | None = None
 
 
 @dataclass
@@ -105,7 +107,23 @@ def _kfold(spec: Any, context: RunContext) -> Planner | None:
     return None
 
 
-PLANNER_FINDERS: list[Callable[[Any, RunContext], Planner | None]] = [_kfold]
+def _search(spec: Any, context: RunContext) -> Planner | None:
+    if getattr(spec, "kind", None) == "search":
+        from ml.search import SearchPlanner
+
+        return SearchPlanner(context)
+    return None
+
+
+def _ensemble(spec: Any, context: RunContext) -> Planner | None:
+    if getattr(spec, "kind", None) == "ensemble":
+        from ml.ensemble import EnsemblePlanner
+
+        return EnsemblePlanner()
+    return None
+
+
+PLANNER_FINDERS: list[Callable[[Any, RunContext], Planner | None]] = [_kfold, _search, _ensemble]
 
 
 def planner_for(spec: Any, context: RunContext | None = None) -> Planner | None:

@@ -3,6 +3,7 @@ evaluation -> summary. This is the entry point a worker (or a notebook) calls.""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 from collections.abc import Callable
@@ -17,8 +18,12 @@ from ml.fanout import RunContext
 from ml.models import build_model
 from ml.preprocess import fit_preprocessing
 from ml.reporter import Reporter
+from ml.search_trial import trial_reporter
 from ml.spec import PinnExperimentSpec, TrainExperimentSpec, parse_spec
+from ml.step_hooks import Hypergradient
+from ml.subsets import select_classes, training_rows
 from ml.train import Tensors, fit
+from ml.transfer import apply_init
 
 UploadResolver = Callable[[str, Any], Dataset]
 
@@ -83,11 +88,13 @@ def run_train(
     from ml.evaluation import evaluate_run
 
     started = time.perf_counter()
+    reporter = trial_reporter(spec, reporter, context)  # a search trial reports to its study and may be pruned
     generator = seed_everything(spec.seed)
     device = device or resolve_device(spec.train.device)
-    data = load_dataset(spec.data, spec.seed, resolve_upload)
+    data = select_classes(load_dataset(spec.data, spec.seed, resolve_upload), spec.data.classes)
     s = spec.data.split
     split = split_dataset(data, s.test, s.validation, s.stratify, spec.seed, s.folds, s.fold)
+    split = training_rows(split, data, spec.data, spec.seed)  # few-shot cap, ensemble member's sample
     pipeline, X_train, y_train = fit_preprocessing(
         spec.preprocess,
         data.X[split.train],
@@ -103,21 +110,25 @@ def run_train(
     Xv, yv = _tensors(X_val, data.y[split.validation], data.task, device)
     n_outputs = data.n_classes if data.task == "classification" else 1
     model = build_model(spec.model, X_train.shape[1], n_outputs, image_shape=_image_shape(pipeline, data)).to(device)
+    init = apply_init(model, spec.init, context, reporter)  # transfer learning: weights, freezing, lr factor
+    hd = spec.trial.hypergradient if spec.trial else None
+    hypergradient = Hypergradient(list(model.parameters()), hd) if hd else None
     reporter.log(f"training on {device}: {len(split.train)} train / {len(split.validation)} validation rows")
     fit_started = time.perf_counter()
     class_weights = None
     if pipeline.class_weights is not None:
         class_weights = torch.as_tensor(pipeline.class_weights, dtype=torch.float32, device=device)
-    history = fit(
-        model,
-        Tensors(Xt, yt, Xv, yv),
-        spec.train,
-        data.task,
-        reporter,
-        generator,
-        class_weights=class_weights,
-        batch_transform=pipeline.batch_transform,
-    )
+    with init.training(), hypergradient.active() if hypergradient else contextlib.nullcontext():
+        history = fit(
+            model,
+            Tensors(Xt, yt, Xv, yv),
+            spec.train,
+            data.task,
+            reporter,
+            generator,
+            class_weights=class_weights,
+            batch_transform=pipeline.batch_transform,
+        )
     training_seconds = time.perf_counter() - fit_started
 
     reporter.save_artifact("model.pt", state_dict_bytes(model), "application/octet-stream")
@@ -152,6 +163,10 @@ def run_train(
             "total_seconds": round(time.perf_counter() - started, 3),
         }
     )
+    if init.summary:
+        summary["init"] = init.summary
+    if hypergradient:
+        summary["hypergradient"] = hypergradient.report()
     return summary
 
 
@@ -163,11 +178,18 @@ def _run_pinn(
     return run_pinn(spec, reporter, device)
 
 
+def _run_analytic(spec: Any, reporter: Reporter, **kwargs: Any) -> dict[str, Any]:
+    from ml.search_objectives import run_analytic
+
+    return run_analytic(spec, reporter, **kwargs)
+
+
 # kind -> runner. Fan-out kinds (kfold, search, ensemble, compare) are planned by the host,
 # which runs each child through this same table.
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "train": run_train,
     "pinn": _run_pinn,
+    "analytic": _run_analytic,
 }
 
 

@@ -11,23 +11,27 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter
 
 from ml.spec.base import ExperimentHeader, StrictModel
-from ml.spec.data import BUILTIN_SOURCES, DataSpec, SplitSpec
+from ml.spec.data import BUILTIN_SOURCES, DataSpec, SampleSpec, SplitSpec
+from ml.spec.ensemble import EnsembleExperimentSpec
 from ml.spec.evaluate import EvaluateSpec
 from ml.spec.experiments import TrainExperimentSpec
 from ml.spec.model import ModelSpec
 from ml.spec.pinn import PinnExperimentSpec
 from ml.spec.preprocess import PreprocessStep
+from ml.spec.search import AnalyticExperimentSpec, SearchExperimentSpec
 from ml.spec.training import EarlyStoppingSpec, OptimizerSpec, TrainSpec
+from ml.spec.transfer import InitSpec
+from ml.spec.trial import HypergradientSpec, PrunerSpec, TrialSpec
 
-ExperimentSpec = Annotated[
-    TrainExperimentSpec | PinnExperimentSpec,
-    Field(discriminator="kind"),
-]
+AnySpec = (
+    TrainExperimentSpec | PinnExperimentSpec | SearchExperimentSpec | AnalyticExperimentSpec | EnsembleExperimentSpec
+)
+ExperimentSpec = Annotated[AnySpec, Field(discriminator="kind")]
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(ExperimentSpec)
 
 
-def parse_spec(data: Any) -> TrainExperimentSpec | PinnExperimentSpec:
+def parse_spec(data: Any) -> AnySpec:
     """Validate a spec dict (``kind`` defaults to ``train``).
 
     Raises:
@@ -52,19 +56,27 @@ def spec_json_schema() -> dict[str, Any]:
 
 __all__ = [
     "BUILTIN_SOURCES",
+    "AnalyticExperimentSpec",
     "DataSpec",
     "EarlyStoppingSpec",
+    "EnsembleExperimentSpec",
     "EvaluateSpec",
     "ExperimentHeader",
     "ExperimentSpec",
+    "HypergradientSpec",
+    "InitSpec",
     "ModelSpec",
     "OptimizerSpec",
     "PinnExperimentSpec",
     "PreprocessStep",
+    "PrunerSpec",
+    "SampleSpec",
+    "SearchExperimentSpec",
     "SplitSpec",
     "StrictModel",
     "TrainExperimentSpec",
     "TrainSpec",
+    "TrialSpec",
     "experiment_kind",
     "parse_spec",
     "spec_json_schema",

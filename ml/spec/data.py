@@ -49,6 +49,19 @@ class SplitSpec(StrictModel):
             raise ValueError("split.fold needs split.folds and must be smaller than it")
 
 
+class SampleSpec(StrictModel):
+    """Set by the server on an ensemble member: which sample of the training rows it trains on."""
+
+    method: Literal["bootstrap", "disjoint"]
+    index: int = Field(ge=0, lt=50, description="This member's number.")
+    of: int = Field(ge=2, le=50, description="How many members share the training rows.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    def model_post_init(self, __context: object) -> None:
+        if self.index >= self.of:
+            raise ValueError("sample.index must be smaller than sample.of")
+
+
 class DataSpec(StrictModel):
     """The data set and its split."""
 
@@ -65,6 +78,21 @@ class DataSpec(StrictModel):
         default=None, description="Inferred from the source when omitted."
     )
     split: SplitSpec = Field(default_factory=SplitSpec)
+    classes: list[int] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=1000,
+        description="Classification: keep only the rows of these classes, relabelled 0..k-1 in this order "
+        "(e.g. digits [5, 6, 7, 8, 9] become 0..4), before splitting.",
+    )
+    max_train_samples: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Train on at most this many rows of the training part (a seeded, stratified subset: "
+        "few-shot learning). Validation and test rows are unchanged.",
+    )
+    sample: SampleSpec | None = Field(default=None, description="Set by the server on an ensemble member.")
 
     @model_validator(mode="after")
     def _known_source(self) -> DataSpec:
@@ -75,4 +103,6 @@ class DataSpec(StrictModel):
         n = self.options.get("n_samples")
         if n is not None and (not isinstance(n, int) or not 10 <= n <= 1_000_000):
             raise ValueError("options.n_samples must be an integer between 10 and 1000000")
+        if self.classes is not None and (len(set(self.classes)) != len(self.classes) or min(self.classes) < 0):
+            raise ValueError("data.classes must be distinct class numbers >= 0")
         return self

@@ -13,6 +13,8 @@ from ml.spec.evaluate import EvaluateSpec
 from ml.spec.model import ModelSpec
 from ml.spec.preprocess import PreprocessStep
 from ml.spec.training import TrainSpec
+from ml.spec.transfer import InitSpec
+from ml.spec.trial import TrialSpec
 
 
 class TrainExperimentSpec(ExperimentHeader):
@@ -26,3 +28,7 @@ class TrainExperimentSpec(ExperimentHeader):
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    init: InitSpec | None = Field(
+        default=None, description="Transfer learning: start from another experiment's stored weights."
+    )
+    trial: TrialSpec | None = Field(default=None, description="Set by the server on a search trial.")
