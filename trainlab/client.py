@@ -16,6 +16,7 @@ server returns the experiment the first attempt created instead of creating a se
 
 from __future__ import annotations
 
+import builtins
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -192,7 +193,7 @@ class Client:
         """Queued: cancelled now. Running: stops at its next check."""
         return Experiment.from_dict(self._json("POST", f"/experiments/{experiment_id}/cancel"))
 
-    def artifacts(self, experiment_id: int) -> list[Artifact]:
+    def artifacts(self, experiment_id: int) -> builtins.list[Artifact]:
         return [Artifact.from_dict(a) for a in self._json("GET", f"/experiments/{experiment_id}/artifacts")]
 
     def download(self, experiment_id: int, name: str, dest: str | Path | None = None) -> bytes:
@@ -205,7 +206,7 @@ class Client:
             target.write_bytes(content)
         return content
 
-    def download_all(self, experiment_id: int, directory: str | Path) -> list[Path]:
+    def download_all(self, experiment_id: int, directory: str | Path) -> builtins.list[Path]:
         """Every artifact of an experiment into `directory`; the paths written."""
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
@@ -260,7 +261,7 @@ class Client:
         answer = self._json("POST", "/datasets", files=files, data=data, headers={"Idempotency-Key": key})
         return Dataset.from_dict(answer)
 
-    def datasets(self) -> list[Dataset]:
+    def datasets(self) -> builtins.list[Dataset]:
         data = self._json("GET", "/datasets")
         items = data.get("items", []) if isinstance(data, dict) else data
         return [Dataset.from_dict(d) for d in items]

@@ -87,9 +87,9 @@ class ExperimentCollector:
         )
         waits: dict[str, list[float]] = {}
         runs: dict[str, list[float]] = {}
-        for kind, status, created, started, finished_at in _duration_rows(self.session):
+        for kind, state, created, started, finished_at in _duration_rows(self.session):
             waits.setdefault(kind, []).append(max(0.0, _seconds(created, started)))
-            if finished_at is not None and status in FINAL_STATUSES:
+            if finished_at is not None and state in FINAL_STATUSES:
                 runs.setdefault(kind, []).append(max(0.0, _seconds(started, finished_at)))
         yield _histogram("trainlab_experiment_queued_seconds", "Time from submission to start, by kind.", waits)
         yield _histogram("trainlab_experiment_run_seconds", "Run time of finished experiments, by kind.", runs)
