@@ -1,11 +1,16 @@
-"""The artifact store: bytes by key, in a directory (local or a shared mount)."""
+"""The artifact store: bytes by key, in a directory (local or a shared mount) or an
+S3-compatible bucket, so workers on other machines store artifacts the API can serve."""
 
 from __future__ import annotations
 
 import os
 import re
 import tempfile
+from functools import lru_cache
 from pathlib import Path
+from typing import Any, Protocol
+
+from core.settings import get_settings
 
 # Artifact names are plain file names: no separators, no "..", nothing hidden.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
@@ -21,14 +26,24 @@ def check_name(name: str) -> str:
     return name
 
 
-class LocalArtifactStore:
+class ArtifactStore(Protocol):
+    def key_for(self, experiment_id: int, name: str) -> str: ...
+    def put(self, key: str, data: bytes) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> None: ...
+
+
+class _Keys:
+    def key_for(self, experiment_id: int, name: str) -> str:
+        return f"experiments/{int(experiment_id)}/{check_name(name)}"
+
+
+class LocalArtifactStore(_Keys):
     """Files under one root directory; writes are atomic (temp file + rename)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
-
-    def key_for(self, experiment_id: int, name: str) -> str:
-        return f"experiments/{int(experiment_id)}/{check_name(name)}"
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -54,3 +69,51 @@ class LocalArtifactStore:
         path = self._path(key)
         if path.is_file():
             path.unlink()
+
+
+class S3ArtifactStore(_Keys):
+    """Objects in an S3-compatible bucket (AWS, MinIO, ...), under an optional prefix. A PUT
+    is atomic for readers: they see the old object or the new one."""
+
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None, client: Any = None) -> None:
+        import boto3
+
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.client = client or boto3.client("s3", endpoint_url=endpoint_url)
+
+    def _key(self, key: str) -> str:
+        if ".." in key.split("/"):
+            raise UnsafeName(f"artifact key {key!r} escapes the store")
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def get(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+@lru_cache
+def get_artifact_store() -> ArtifactStore:
+    """The configured store: `TRAINLAB_ARTIFACT_STORE=s3://bucket/prefix` (endpoint from
+    `TRAINLAB_S3_ENDPOINT_URL`, credentials from the usual AWS variables), else a directory."""
+    settings = get_settings()
+    url = settings.artifact_store
+    if url and url.startswith("s3://"):
+        bucket, _, prefix = url[len("s3://") :].partition("/")
+        return S3ArtifactStore(bucket, prefix, settings.s3_endpoint_url)
+    return LocalArtifactStore(Path(url) if url else settings.resolved_artifact_dir)

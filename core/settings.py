@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(default=None, description="Celery broker; default filesystem:// in data_dir.")
     broker_polling_interval: float = Field(default=0.1, gt=0, description="Filesystem broker poll (s).")
     artifact_dir: Path | None = Field(default=None, description="Default: data_dir/artifacts.")
+    artifact_store: str | None = Field(
+        default=None, description="s3://bucket/prefix for an S3-compatible bucket, or a directory (shared mount)."
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint (MinIO, ...); default AWS.")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     worker_concurrency: int = Field(default=1, ge=1, description="Experiments one worker runs at once.")

@@ -25,7 +25,9 @@ def reset_caches() -> None:
 
     if get_engine.cache_info().currsize:
         get_engine().dispose()
-    for cached in (get_settings, get_engine, get_sessionmaker, get_celery_app):
+    from core.artifacts import get_artifact_store
+
+    for cached in (get_settings, get_engine, get_sessionmaker, get_celery_app, get_artifact_store):
         cached.cache_clear()
 
 

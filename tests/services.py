@@ -98,12 +98,12 @@ class Service:
         self.worker_names: list[str] = []
         self.n_workers = workers
 
-    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, args: list[str], log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.logs / log_name, "ab")  # noqa: SIM115 (lives as long as the process)
         return subprocess.Popen(
             [sys.executable, "-m", "trainlab.cli", *args],
             cwd=ROOT,
-            env=self.env,
+            env=env or self.env,
             stdout=log,
             stderr=log,
             start_new_session=True,
@@ -151,9 +151,11 @@ class Service:
         )
         return out.stdout.strip().splitlines()[-1]
 
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+    def start_worker(self, name: str, data_dir: Path | None = None) -> subprocess.Popen[bytes]:
+        """Start a worker; with `data_dir`, in a working directory of its own (another host)."""
         unique = f"{name}-{uuid.uuid4().hex[:6]}"
-        proc = self._spawn(["worker", "--name", unique], f"worker-{name}.log")
+        env = {**self.env, "TRAINLAB_DATA_DIR": str(data_dir)} if data_dir else None
+        proc = self._spawn(["worker", "--name", unique], f"worker-{name}.log", env)
         self.workers.append(proc)
         self.worker_names.append(unique)
         return proc

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from core.artifacts import LocalArtifactStore
+from core.artifacts import ArtifactStore, get_artifact_store
 from core.celery_app import send_run_experiment
 from core.db import session_scope
 from core.models import FINAL_STATUSES, Experiment, Status
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class StoredChildData:
     """Children's metrics and artifacts, read from the database and the artifact store."""
 
-    def __init__(self, store: LocalArtifactStore) -> None:
+    def __init__(self, store: ArtifactStore) -> None:
         self.store = store
 
     def metrics(self, child_id: int) -> list[dict[str, Any]]:
@@ -163,7 +163,7 @@ def advance_parent(parent_id: int) -> None:
     if new_ids or any(c.status not in FINAL_STATUSES for c in children):
         return
     settings = get_settings()
-    store = LocalArtifactStore(settings.resolved_artifact_dir)
+    store = get_artifact_store()
     reporter = DatabaseReporter(parent_id, store, settings.cancel_poll_seconds)
     try:
         summary = planner.summarize(spec, children, StoredChildData(store), reporter)

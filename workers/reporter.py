@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from core.artifacts import LocalArtifactStore
+from core.artifacts import ArtifactStore
 from core.db import session_scope
 from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository
 from ml.reporter import Reporter
@@ -52,7 +52,7 @@ class DatabaseReporter(Reporter):
     def __init__(
         self,
         experiment_id: int,
-        store: LocalArtifactStore,
+        store: ArtifactStore,
         poll_seconds: float,
         worker: str | None = None,
         time_limit: float | None = None,

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Task
 
-from core.artifacts import LocalArtifactStore
+from core.artifacts import get_artifact_store
 from core.celery_app import TASK_RUN_EXPERIMENT, get_celery_app, send_run_experiment
 from core.db import session_scope
 from core.models import Status
@@ -106,7 +106,7 @@ def run_experiment(self: Task, experiment_id: int) -> str:
     lease.start()
     reporter = DatabaseReporter(
         experiment_id,
-        LocalArtifactStore(settings.resolved_artifact_dir),
+        get_artifact_store(),
         settings.cancel_poll_seconds,
         worker=worker,
         time_limit=spec.get("time_limit_seconds"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.artifacts import LocalArtifactStore
+from core.artifacts import ArtifactStore
 from core.datasets import DatasetError, load_upload
 from core.db import session_scope
 from core.repositories import DatasetRepository
@@ -15,7 +15,7 @@ from ml.errors import DataError
 class UploadResolver:
     """`dataset/<id>` -> an `ml.data.Dataset`, read from the database and the artifact store."""
 
-    def __init__(self, store: LocalArtifactStore) -> None:
+    def __init__(self, store: ArtifactStore) -> None:
         self.store = store
 
     def __call__(self, dataset_id: str, data_spec: Any) -> Dataset:

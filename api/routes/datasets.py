@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 from pydantic import BaseModel, ConfigDict
 
 from api.deps import CurrentUser, SessionDep
-from core.artifacts import LocalArtifactStore
+from core.artifacts import get_artifact_store
 from core.datasets import DatasetError, describe
 from core.models import Dataset
 from core.repositories import DatasetRepository
@@ -80,7 +80,7 @@ async def upload_dataset(
             info=info,
         )
     )
-    store = LocalArtifactStore(settings.resolved_artifact_dir)
+    store = get_artifact_store()
     dataset.key = f"datasets/{dataset.id}/data.{fmt}"  # derived from the id: no user text in paths
     store.put(dataset.key, raw)
     session.commit()
@@ -116,5 +116,5 @@ def delete_dataset(dataset_id: int, session: SessionDep, user: CurrentUser) -> R
     key = dataset.key
     repo.delete(dataset)
     session.commit()
-    LocalArtifactStore(get_settings().resolved_artifact_dir).delete(key)
+    get_artifact_store().delete(key)
     return Response(status_code=204)

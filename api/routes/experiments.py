@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from api.deps import CurrentUser, ExperimentDep, SessionDep
 from api.schemas import ArtifactRead, ExperimentList, ExperimentRead, MetricRead
 from api.spec_body import read_document, validate_spec
-from core.artifacts import LocalArtifactStore
+from core.artifacts import get_artifact_store
 from core.celery_app import send_run_experiment
 from core.models import FINAL_STATUSES, Experiment, Status, User, utcnow
 from core.repositories import ArtifactRepository, DatasetRepository, ExperimentRepository, MetricRepository
@@ -184,7 +184,7 @@ def list_artifacts(experiment: ExperimentDep, session: SessionDep, request: Requ
 def download_artifact(experiment: ExperimentDep, name: str, session: SessionDep) -> Response:
     """Download one artifact."""
     artifact = ArtifactRepository(session).get(experiment.id, name)
-    store = LocalArtifactStore(get_settings().resolved_artifact_dir)
+    store = get_artifact_store()
     if artifact is None or not store.exists(artifact.key):
         raise HTTPException(404, detail=f"experiment {experiment.id} has no artifact {name!r}")
     return Response(
