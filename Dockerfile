@@ -16,7 +16,7 @@ COPY workers ./workers
 COPY ml ./ml
 COPY trainlab ./trainlab
 COPY migrations ./migrations
-RUN pip install -e .
+RUN pip install -e '.[monitoring]'
 
 ENV TRAINLAB_DATA_DIR=/data
 VOLUME ["/data"]
