@@ -107,6 +107,12 @@ def experiment_details(exp: Experiment) -> Group:
     scalars = {k: summary[k] for k in SUMMARY_SCALARS if k in summary}
     if scalars:
         parts.append(_key_values("run", scalars))
+    for key, title in (("best", "best trial"), ("importances", "parameter importances")):
+        if isinstance(summary.get(key), dict):
+            parts.append(_key_values(title, flatten(summary[key])))
+    for key, title in (("trials", "trials"), ("members", "ensemble members"), ("per_fold", "folds")):
+        if isinstance(summary.get(key), list) and summary[key]:
+            parts.append(rows_table(title, summary[key]))
     if isinstance(summary.get("baseline"), dict):
         parts.append(_key_values("baseline (majority class / mean)", summary["baseline"]))
     if exp.diagnosis:
@@ -116,6 +122,16 @@ def experiment_details(exp: Experiment) -> Group:
         parts.append(Text(f"children: {children_progress(exp)}"))
         parts.append(experiments_table(exp.children))
     return Group(*parts)
+
+
+def rows_table(title: str, rows: list[Any]) -> Table:
+    """A list of summary rows (trials, members, folds) as a table; nested mappings flattened."""
+    flat = [flatten(r) for r in rows if isinstance(r, dict)]
+    columns = [c for c in dict.fromkeys(k for r in flat for k in r) if c != "error"]
+    table = Table(*columns, title=title, title_justify="left")
+    for row in flat:
+        table.add_row(*(number(row.get(c)) for c in columns))
+    return table
 
 
 def children_progress(exp: Experiment) -> str:

@@ -94,7 +94,7 @@ function renderChildren(exp) {
   if (!children.length) return;
   const extras = childExtras(exp.summary || {});
   const columns = [...new Set(Object.values(extras).flatMap((e) => Object.keys(e)))].filter((c) => c !== "id" && c !== "experiment");
-  const title = { kfold: "Folds", search: "Trials", ensemble: "Members", compare: "Variants" }[exp.kind] || "Children";
+  const title = { kfold: "Folds", search: "Trial runs", ensemble: "Members", compare: "Variants" }[exp.kind] || "Children";
   const done = children.filter((c) => FINAL.includes(c.status)).length;
   fill("children-title", `${title} (${done}/${children.length} done)`);
   const rows = children.map((c) => [
@@ -147,7 +147,10 @@ async function drawChildCurves(container, children) {
   // a fan-out parent has no curves of its own: overlay its children's validation curves
   const shown = children.slice(0, 12);
   const rows = await Promise.all(shown.map((c) => api(`/experiments/${c.id}/metrics?split=validation`)));
-  const names = [...new Set(rows.flat().map((m) => m.name))].sort(metricOrder);
+  // only series with a course (a one-point trial, e.g. the analytic objective, has none)
+  const names = [...new Set(rows.flat().map((m) => m.name))]
+    .filter((name) => rows.some((r) => r.filter((m) => m.name === name).length > 1))
+    .sort(metricOrder);
   if (names.length) container.querySelectorAll("p.muted").forEach((p) => p.remove());
   for (const name of names) {
     const datasets = shown.map((c, i) => ({

@@ -61,3 +61,16 @@ def live_service() -> Iterator[tuple[Service, str | None, Path]]:
             yield service, token_for(service), config
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def analytic_search(name: str, trials: int = 6) -> dict[str, Any]:
+    """A hyperparameter search over the data-free analytic objective: seconds, no training."""
+    return {
+        "name": name,
+        "kind": "search",
+        "base": {"kind": "analytic", "function": "quadratic"},
+        "space": {"h1": {"type": "float", "low": -3, "high": 3}, "h2": {"type": "float", "low": -3, "high": 5}},
+        "method": "random",
+        "trials": trials,
+        "parallel": 2,
+    }

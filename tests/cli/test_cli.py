@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.cli.support import ROOT, auth_enforced, fast_spec, live_service, long_spec
+from tests.cli.support import ROOT, analytic_search, auth_enforced, fast_spec, live_service, long_spec
 from tests.services import Service
 from trainlab.client import Client
 
@@ -172,6 +172,17 @@ def test_compare_shows_metrics_and_spec_differences(cli: Cli, first: dict[str, A
     table = cli("compare", str(first["id"]), str(second["id"]))
     assert "spec differences" in table.stdout and "train.optimizer.lr" in table.stdout
     assert cli("compare", str(first["id"])).returncode == 2
+
+
+def test_watch_and_show_a_search_with_its_trials(cli: Cli, tmp_path: Path) -> None:
+    spec = tmp_path / "search.yaml"
+    spec.write_text(yaml.safe_dump(analytic_search("cli-search", trials=5)))
+    created = cli.json("submit", str(spec))
+    watched = cli("watch", str(created["id"]))
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    assert "5/5 trials" in watched.stdout and "succeeded" in watched.stdout
+    shown = cli("show", str(created["id"]))
+    assert "best trial" in shown.stdout and "params.h1" in shown.stdout and "5/5 done" in shown.stdout
 
 
 def test_cancel_a_run(cli: Cli, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.cli.support import ROOT, auth_enforced, fast_spec, live_service, long_spec
+from tests.cli.support import ROOT, analytic_search, auth_enforced, fast_spec, live_service, long_spec
 from tests.services import Service, unavailable
 from trainlab.client import Client, Experiment
 
@@ -205,6 +205,22 @@ def test_a_fan_out_parent_shows_its_children_and_their_curves(
     assert [d["label"] for d in curves] == [f"#{c.id}" for c in parent.children]
     assert all(d["points"] == d["drawn"] > 0 for d in curves)
     assert "± " in signed_in.find_element("id", "summary").text  # mean ± std over the folds
+
+
+def test_a_search_shows_its_trials_and_history(
+    signed_in: Any, live: tuple[Service, str | None], client: Client
+) -> None:
+    service, _ = live
+    search = client.wait(client.submit(analytic_search("dash-search", trials=6)).id, poll=0.3, timeout=180)
+    assert search.status == "succeeded", search.error
+    signed_in.get(f"{service.url}/experiments/{search.id}")
+    history = eventually(lambda: chart_points(signed_in, "trials"), what="the search history")
+    assert [d["label"] for d in history] == ["trial", "best so far"]
+    assert [d["points"] for d in history] == [6, 6]
+    best = signed_in.execute_script("return window.trainlabCharts.trials.data.datasets[1].data.at(-1).y")
+    assert best == pytest.approx(search.summary["best"]["value"])
+    rows = signed_in.find_elements("css selector", "#trials tbody tr")
+    assert len(rows) == 6 and "params.h1" in signed_in.find_element("id", "trials").text
 
 
 def test_without_a_token_the_pages_send_you_to_sign_in(browser: Any, live: tuple[Service, str | None]) -> None:
