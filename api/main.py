@@ -7,7 +7,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api import dashboard
 from api.limits import BodySizeLimit
-from api.routes import experiments, monitoring, system
+from api.routes import datasets, experiments, monitoring, system
 from core.settings import get_settings
 from ml.spec import spec_json_schema
 
@@ -23,6 +23,7 @@ def create_app() -> FastAPI:
     )
     app.include_router(system.router, prefix=API_PREFIX)
     app.include_router(experiments.router, prefix=API_PREFIX)
+    app.include_router(datasets.router, prefix=API_PREFIX)
     app.include_router(monitoring.router)
     app.include_router(dashboard.router)
     app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_request_bytes)
