@@ -3,18 +3,17 @@ read from the database (the source of truth) at each scrape."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep
-from core.models import FINAL_STATUSES, Experiment, Status
+from core.models import FINAL_STATUSES, Status
 from core.repositories import ExperimentRepository
 
 router = APIRouter(tags=["monitoring"])
@@ -34,23 +33,6 @@ def _histogram(name: str, doc: str, samples: dict[str, list[float]]) -> Histogra
         buckets.append(("+Inf", float(len(values))))
         family.add_metric([kind], buckets, sum_value=sum(values))
     return family
-
-
-def _duration_rows(session: Session) -> Sequence[tuple[str, str, datetime, datetime, datetime | None]]:
-    """(kind, status, created, started, finished) of every experiment that has started."""
-    query = select(
-        Experiment.kind, Experiment.status, Experiment.created_at, Experiment.started_at, Experiment.finished_at
-    ).where(Experiment.started_at.is_not(None))
-    return session.execute(query).tuples().all()  # type: ignore[return-value]
-
-
-def _oldest_queued(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(Experiment.created_at)).where(Experiment.status == Status.queued))
-
-
-def _busy_workers(session: Session) -> int:
-    query = select(func.count(func.distinct(Experiment.worker))).where(Experiment.status == Status.running)
-    return session.scalar(query) or 0
 
 
 class ExperimentCollector:
@@ -76,18 +58,20 @@ class ExperimentCollector:
         for status in FINAL_STATUSES:
             finished.add_metric([status.value], counts.get(status.value, 0))
         yield finished
-        oldest = _oldest_queued(self.session)
+        oldest = ExperimentRepository(self.session).oldest_queued_at()
         yield GaugeMetricFamily(
             "trainlab_queue_oldest_seconds",
             "Age of the oldest queued experiment (0 when none).",
             _seconds(oldest, now) if oldest else 0.0,
         )
         yield GaugeMetricFamily(
-            "trainlab_workers_busy", "Workers running an experiment now.", _busy_workers(self.session)
+            "trainlab_workers_busy",
+            "Workers running an experiment now.",
+            ExperimentRepository(self.session).busy_workers(),
         )
         waits: dict[str, list[float]] = {}
         runs: dict[str, list[float]] = {}
-        for kind, state, created, started, finished_at in _duration_rows(self.session):
+        for kind, state, created, started, finished_at in ExperimentRepository(self.session).started_rows():
             waits.setdefault(kind, []).append(max(0.0, _seconds(created, started)))
             if finished_at is not None and state in FINAL_STATUSES:
                 runs.setdefault(kind, []).append(max(0.0, _seconds(started, finished_at)))
