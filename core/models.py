@@ -138,6 +138,7 @@ class Experiment(Base):
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
+    owner: Mapped[User | None] = relationship()
     children: Mapped[list[Experiment]] = relationship(
         back_populates="parent", order_by="Experiment.id", cascade="all, delete-orphan"
     )

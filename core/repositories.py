@@ -55,6 +55,18 @@ class ExperimentRepository:
             return None
         return experiment
 
+    def latest_succeeded(self, reference: str, owner_id: int | None) -> Experiment | None:
+        """A succeeded experiment by id or name (the newest of that name), among one user's
+        experiments (all of them when `owner_id` is None: an admin's run)."""
+        query = select(Experiment).where(Experiment.status == Status.succeeded)
+        if owner_id is not None:
+            query = query.where(Experiment.owner_id == owner_id)
+        if reference.isdigit():
+            query = query.where(Experiment.id == int(reference))
+        else:
+            query = query.where(Experiment.name == reference)
+        return self.session.scalar(query.order_by(Experiment.id.desc()).limit(1))
+
     def by_idempotency_key(self, owner_id: int | None, key: str) -> Experiment | None:
         return self.session.scalar(
             select(Experiment).where(Experiment.owner_id == owner_id, Experiment.idempotency_key == key)
@@ -251,6 +263,21 @@ class ExperimentRepository:
             experiment.status = Status.cancelled
             experiment.finished_at = utcnow()
         self.session.flush()
+
+    def started_rows(self) -> Sequence[tuple[str, str, datetime, datetime, datetime | None]]:
+        """(kind, status, created, started, finished) of every experiment that has started."""
+        query = select(
+            Experiment.kind, Experiment.status, Experiment.created_at, Experiment.started_at, Experiment.finished_at
+        ).where(Experiment.started_at.is_not(None))
+        return self.session.execute(query).tuples().all()  # type: ignore[return-value]
+
+    def oldest_queued_at(self) -> datetime | None:
+        return self.session.scalar(select(func.min(Experiment.created_at)).where(Experiment.status == Status.queued))
+
+    def busy_workers(self) -> int:
+        """Worker processes running an experiment now (a run's `worker` is host/pid/attempt)."""
+        rows = self.session.scalars(select(Experiment.worker).where(Experiment.status == Status.running)).all()
+        return len({w.rsplit("/", 1)[0] for w in rows if w})
 
     def counts_by_status(self) -> dict[str, int]:
         rows = self.session.execute(select(Experiment.status, func.count()).group_by(Experiment.status))
