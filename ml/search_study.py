@@ -1,15 +1,17 @@
 """Optuna plumbing of a search: storages, studies, samplers and pruners by name, and the encoding
 of a search space into Optuna distributions.
 
-Storages: an SQLAlchemy URL (PostgreSQL in the lab set-up), ``journal:<path>`` for a file journal
-(the embedded default: safe for several processes, unlike SQLite), or None for one in-memory
-storage shared by everything in this process (unit tests, notebooks: trials run in-process).
+Storages: an SQLAlchemy URL (PostgreSQL in the lab set-up: Optuna's tables go to a schema of
+their own, ``optuna``, unless the URL sets a search_path in its ``options``), ``journal:<path>``
+for a file journal (the embedded default: safe for several processes, unlike SQLite), or None
+for one in-memory storage shared by everything in this process (unit tests, notebooks).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
@@ -25,6 +27,7 @@ from ml.spec.search import CategoricalParam, FloatParam, IntParam, SearchExperim
 from ml.spec.trial import PrunerSpec
 
 _IN_PROCESS = InMemoryStorage()
+OPTUNA_SCHEMA = "optuna"
 # Optuna's INFO lines (one per trial) would repeat what the experiments' own records say.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 PRIMITIVE = (type(None), bool, int, float, str)
@@ -46,7 +49,25 @@ def optuna_storage(url: str | None) -> BaseStorage:
 def _cached_storage(url: str) -> BaseStorage:
     if url.startswith("journal:"):
         return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-    return RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgresql") and "options=" not in url:
+        # Optuna keeps its schema version in `alembic_version`, the table where the service's
+        # own migrations keep theirs: its tables live in a PostgreSQL schema of their own.
+        _ensure_schema(url, OPTUNA_SCHEMA)
+        engine_kwargs["connect_args"] = {"options": f"-csearch_path={OPTUNA_SCHEMA}"}
+    return RDBStorage(url, engine_kwargs=engine_kwargs)
+
+
+def _ensure_schema(url: str, schema: str) -> None:
+    """CREATE SCHEMA IF NOT EXISTS, through the PostgreSQL driver the URL names (psycopg)."""
+    import psycopg
+
+    conninfo = re.sub(r"^postgresql\+\w+://", "postgresql://", url)
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    except psycopg.errors.UniqueViolation:  # another process created it at the same moment
+        pass
 
 
 def load_trial(study_name: str, number: int, url: str | None, pruner: optuna.pruners.BasePruner) -> optuna.Trial:
