@@ -60,9 +60,49 @@ def loss_function(task: str, class_weights: torch.Tensor | None = None) -> nn.Mo
 
 def _task_metric(task: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Sum of correct predictions (classification) or of squared errors (regression)."""
-    if task == "classification":
-        return (output.argmax(dim=1) == target).sum()
-    return ((output.squeeze(-1) - target) ** 2).sum()
+    return _score(task, _prediction(task, output), target)
+
+
+def _prediction(task: str, output: torch.Tensor) -> torch.Tensor:
+    return output.argmax(dim=1) if task == "classification" else output.squeeze(-1).float()
+
+
+def _score(task: str, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (prediction == target).sum() if task == "classification" else ((prediction - target) ** 2).sum()
+
+
+class _TrainingScore:
+    """The epoch's training metric, summed on the device with as few operations per batch as possible.
+
+    Without a batch transform every batch is a slice of the epoch's shuffled order, so a batch
+    only writes its predictions into an epoch-long buffer (one device operation) and the buffer
+    is scored once, at the end of the epoch, against the targets in the same order. A batch
+    transform may change a batch's targets or size, so then each batch is scored on its own.
+    """
+
+    def __init__(self, task: str, y_train: torch.Tensor, rows: int, per_batch: bool) -> None:
+        self.task, self.y_train, self.rows, self.per_batch = task, y_train, rows, per_batch
+        dtype = torch.long if task == "classification" else torch.float32
+        self.predictions = torch.empty(0 if per_batch else rows, dtype=dtype, device=y_train.device)
+        self.order = torch.empty(0, dtype=torch.long)
+        self.total = torch.zeros((), device=y_train.device)
+
+    def start_epoch(self, order: torch.Tensor) -> None:
+        self.order, self.total = order, torch.zeros((), device=self.y_train.device)
+
+    def add(self, output: torch.Tensor, target: torch.Tensor, start: int) -> None:
+        output = output.detach()
+        if self.per_batch:
+            self.total += _task_metric(self.task, output, target)
+        elif self.task == "classification":
+            torch.argmax(output, dim=1, out=self.predictions[start : start + len(target)])
+        else:
+            self.predictions[start : start + len(target)] = output.squeeze(-1)
+
+    def epoch_total(self) -> torch.Tensor:
+        if self.per_batch:
+            return self.total
+        return _score(self.task, self.predictions, self.y_train[self.order[: self.rows]])
 
 
 @torch.no_grad()
@@ -155,6 +195,7 @@ def fit(
     regularizer = Regularizer(model, spec.regularization)
     autocast, scaler = _mixed_precision(spec.mixed_precision, device, reporter)
     criterion = loss_function(task, class_weights)
+    score = _TrainingScore(task, data.y_train, rows_per_epoch, per_batch=batch_transform is not None)
     metric_name = "accuracy" if task == "classification" else "rmse"
     history = History()
     stopping = spec.early_stopping
@@ -167,8 +208,9 @@ def fit(
         # Shuffle on the CPU with the seeded generator (same order on every device).
         order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
         loss_sum = torch.zeros((), device=device)
-        metric_sum = torch.zeros((), device=device)
         penalty_sum = torch.zeros((), device=device)
+        score.start_epoch(order)
+        seen = 0  # rows trained on (a batch transform may change a batch's size)
         for start in starts:
             if reporter.should_stop():
                 raise Cancelled(f"cancelled during epoch {epoch}")
@@ -196,19 +238,20 @@ def fit(
             scaler.update()
             regularizer.constrain()  # max-norm acts on the weights the step just produced
             schedule.after_batch()
-            loss_sum += loss.detach().float() * len(idx)
-            metric_sum += _task_metric(task, output.detach().float(), yb)
+            loss_sum += loss.detach() * len(yb)
+            score.add(output, yb, start)
+            seen += len(yb)
 
         val_loss, val_metric = evaluate_loss(model, data.X_val, data.y_val, task)
         # The one host sync of the epoch.
         train_loss, train_metric, v_loss, v_metric, penalty_mean = torch.stack(
-            [loss_sum / rows_per_epoch, metric_sum, val_loss, val_metric, penalty_sum / len(starts)]
+            [loss_sum / seen, score.epoch_total(), val_loss, val_metric, penalty_sum / len(starts)]
         ).tolist()
         _check_divergence(train_loss, first_loss, epoch, lr)
         first_loss = train_loss if first_loss is None else first_loss
 
         values = {
-            "train": {"loss": train_loss, metric_name: _finish_metric(task, train_metric, rows_per_epoch), "lr": lr},
+            "train": {"loss": train_loss, metric_name: _finish_metric(task, train_metric, seen), "lr": lr},
         }
         if regularizer.has_penalty:
             values["train"]["penalty"] = penalty_mean

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from pydantic import ValidationError
 from torch import nn
 
 from ml.models import MODELS, build_model
 from ml.reporter import RecordingReporter
 from ml.run import run_experiment
-from ml.spec import ModelSpec, TrainSpec
+from ml.spec import ModelSpec, TrainSpec, parse_spec
 from ml.train import Tensors, fit
 
 
@@ -88,6 +90,12 @@ def test_cnn_learns_digits_in_a_few_epochs() -> None:
     assert summary["test"]["accuracy"] > 0.85
     loss = reporter.series("train", "loss")
     assert loss[-1] < 0.5 * loss[0]
+
+
+def test_cnn_digits_example_is_a_valid_cnn_spec() -> None:
+    spec = parse_spec(yaml.safe_load((Path(__file__).resolve().parents[2] / "examples/cnn-digits.yaml").read_text()))
+    assert spec.model.type == "cnn" and spec.data.source == "builtin/digits"
+    assert build_model(spec.model, 64, 10, (1, 8, 8))(torch.randn(2, 64)).shape == (2, 10)
 
 
 def test_cnn_fields_are_refused_on_other_models() -> None:

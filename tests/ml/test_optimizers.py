@@ -135,3 +135,24 @@ def test_mixed_precision_on_cpu_is_ignored_with_a_note() -> None:
     plain, _ = train({"name": "adam", "lr": 0.01}, epochs=2)
     assert any("mixed_precision ignored on cpu" in m for m in reporter.messages)
     assert reporter.rows == plain.rows
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_training_metric_is_the_same_with_an_identity_batch_transform(task: str) -> None:
+    # The loop scores batches in two ways (an epoch buffer, or batch by batch under a batch
+    # transform); both must report the same numbers.
+    data = blobs()
+    if task == "regression":
+        data = Tensors(data.X_train, data.X_train.sum(1), data.X_val, data.X_val.sum(1))
+    runs = []
+    for transform in (None, lambda x, y, g: (x, y)):
+        torch.manual_seed(0)
+        model = build_model(ModelSpec(hidden=[16]), 4, 2 if task == "classification" else 1)
+        reporter = RecordingReporter()
+        spec = TrainSpec(epochs=3, batch_size=50, optimizer={"name": "adam", "lr": 0.01})
+        fit(model, data, spec, task, reporter, torch.Generator().manual_seed(0), batch_transform=transform)
+        runs.append(reporter.rows)
+    keys = [[(r["step"], r["split"], r["name"]) for r in run] for run in runs]
+    assert keys[0] == keys[1]
+    values = [[float(r["value"]) for r in run] for run in runs]
+    assert values[0] == pytest.approx(values[1], rel=1e-5)

@@ -4,21 +4,24 @@ learning-rate range test."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+import yaml
 from pydantic import ValidationError
 
 from ml.lr_finder import lr_range_test, run_lr_range_test
 from ml.models import build_model
 from ml.reporter import RecordingReporter
-from ml.schedules import SCHEDULES, build_schedule
+from ml.schedules import SCHEDULES, build_schedule, epoch_factor
 from ml.spec import ModelSpec, TrainSpec, parse_spec
 from ml.spec.training import SCHEDULE_NAMES
 from ml.train import Tensors, fit
 
 PEAK = 0.01
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(autouse=True)
@@ -153,3 +156,12 @@ def test_lr_range_test_suggests_a_rate_and_leaves_the_model_alone() -> None:
     assert again is not None and again["suggested_lr"] == result["suggested_lr"]
     assert reporter.artifacts["lr_range_test.png"].startswith(b"\x89PNG")
     assert "suggested lr" in reporter.messages[-1]
+
+
+def test_warmup_cosine_example_is_valid_and_peaks_after_its_warmup() -> None:
+    spec = parse_spec(yaml.safe_load((EXAMPLES / "warmup-cosine.yaml").read_text()))
+    schedule, epochs, peak = spec.train.schedule, spec.train.epochs, spec.train.optimizer.initial_lr
+    rates = [peak * epoch_factor(schedule, i, epochs, peak) for i in range(epochs)]
+    warm = schedule.warmup_epochs
+    assert rates.index(max(rates)) == warm and rates[warm] == peak
+    assert rates[-1] == pytest.approx(schedule.min_lr)
