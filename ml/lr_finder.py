@@ -29,12 +29,22 @@ from ml.train import Tensors, fit_shape, loss_function
 # The sweep stops counting once the smoothed loss is this many times its minimum (it diverged).
 DIVERGED_FACTOR = 4.0
 
+
+def _steepest(lrs: np.ndarray, loss: np.ndarray) -> float:
+    """The rate where the smoothed loss falls fastest against log(lr)."""
+    if len(lrs) < 2:
+        return float(lrs[0])
+    return float(lrs[int(np.argmin(np.gradient(loss, np.log10(lrs))))])
+
+
+def _tenth_of_minimum(lrs: np.ndarray, loss: np.ndarray) -> float:
+    """A tenth of the rate at the smoothed loss's minimum (safely below where it blows up)."""
+    return float(lrs[int(np.argmin(loss))]) / 10.0
+
+
 RULES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    # the most negative slope of the smoothed loss against log(lr)
-    "steepest": lambda lrs, loss: (
-        float(lrs[int(np.argmin(np.gradient(loss, np.log10(lrs))))]) if len(lrs) > 1 else float(lrs[0])
-    ),
-    "min_loss": lambda lrs, loss: float(lrs[int(np.argmin(loss))]) / 10.0,
+    "steepest": _steepest,
+    "min_loss": _tenth_of_minimum,
 }
 
 
@@ -45,6 +55,37 @@ def _smooth(values: list[float], beta: float) -> list[float]:
         avg = beta * avg + (1.0 - beta) * value
         out.append(avg / (1.0 - beta**i))
     return out
+
+
+def _sweep(
+    model: nn.Module,
+    data: Tensors,
+    train: TrainSpec,
+    task: str,
+    generator: torch.Generator,
+    lrs: list[float],
+    class_weights: torch.Tensor | None,
+) -> torch.Tensor:
+    """Train a copy of `model` one batch per rate; return the losses (on the device)."""
+    probe = copy.deepcopy(model)
+    probe.train()
+    optimizer = build_optimizer(probe.parameters(), train.optimizer)
+    criterion = loss_function(task, class_weights)
+    n, batch = len(data.X_train), train.batch_size
+    order, cursor, losses = torch.randperm(n, generator=generator), 0, []
+    for lr in lrs:
+        if cursor + min(batch, n) > n:  # a new epoch: reshuffle
+            order, cursor = torch.randperm(n, generator=generator), 0
+        idx = order[cursor : cursor + batch].to(data.X_train.device)
+        cursor += batch
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss = criterion(fit_shape(probe(data.X_train[idx]), task), data.y_train[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())
+    return torch.stack(losses)
 
 
 def lr_range_test(
@@ -80,26 +121,13 @@ def lr_range_test(
         ``{"lrs", "losses" (smoothed), "raw_losses", "suggested_lr", "rule"}``; the lists stop
         where the loss diverged.
     """
-    probe = copy.deepcopy(model)
-    probe.train()
-    optimizer = build_optimizer(probe.parameters(), train.optimizer)
-    criterion = loss_function(task, class_weights)
     lrs = [start_lr * (end_lr / start_lr) ** (i / (steps - 1)) for i in range(steps)]
-    n, batch = len(data.X_train), train.batch_size
-    order, cursor, losses = torch.randperm(n, generator=generator), 0, []
-    for lr in lrs:
-        if cursor + min(batch, n) > n:  # a new epoch: reshuffle
-            order, cursor = torch.randperm(n, generator=generator), 0
-        idx = order[cursor : cursor + batch].to(data.X_train.device)
-        cursor += batch
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss = criterion(fit_shape(probe(data.X_train[idx]), task), data.y_train[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.detach())
-    raw = torch.stack(losses).tolist()  # the one host sync
+    device = data.X_train.device
+    # Dropout in the probe draws from the global generators: fork them, so that the training
+    # that follows is the same with or without the test.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        losses = _sweep(model, data, train, task, generator, lrs, class_weights)
+    raw = losses.tolist()  # the one host sync
 
     kept = next((i for i, value in enumerate(raw) if not math.isfinite(value)), len(raw))
     smoothed = _smooth(raw[:kept], smoothing)
@@ -175,6 +203,7 @@ def run_lr_range_test(
         end_lr=settings.end_lr,
         steps=settings.steps,
         smoothing=settings.smoothing,
+        rule=settings.rule,
         class_weights=class_weights,
     )
     reporter.save_artifact("lr_range_test.png", lr_range_test_png(result), "image/png")

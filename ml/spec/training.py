@@ -279,6 +279,10 @@ class LrRangeTestSpec(StrictModel):
     end_lr: float = Field(default=10.0, gt=0.0, le=1000.0)
     steps: int = Field(default=100, ge=10, le=1000)
     smoothing: float = Field(default=0.9, ge=0.0, lt=1.0, description="Exponential smoothing of the loss.")
+    rule: Literal["steepest", "min_loss"] = Field(
+        default="steepest",
+        description="steepest: where the smoothed loss falls fastest; min_loss: a tenth of the rate at its minimum.",
+    )
 
     @model_validator(mode="after")
     def _increasing(self) -> LrRangeTestSpec:

@@ -165,3 +165,17 @@ def test_warmup_cosine_example_is_valid_and_peaks_after_its_warmup() -> None:
     warm = schedule.warmup_epochs
     assert rates.index(max(rates)) == warm and rates[warm] == peak
     assert rates[-1] == pytest.approx(schedule.min_lr)
+
+
+def test_training_after_a_range_test_is_the_same_as_without() -> None:
+    runs = []
+    for lr_test in (None, {"steps": 20}):
+        torch.manual_seed(0)
+        model = build_model(ModelSpec(hidden=[16], dropout=0.3), 4, 2)
+        spec = TrainSpec(epochs=3, batch_size=32, lr_range_test=lr_test)
+        reporter = RecordingReporter()
+        run_lr_range_test(model, blobs(), spec, "classification", torch.Generator().manual_seed(1), reporter)
+        fit(model, blobs(), spec, "classification", reporter, torch.Generator().manual_seed(0))
+        runs.append(reporter.rows)
+        assert ("lr_range_test.png" in reporter.artifacts) == (lr_test is not None)
+    assert runs[0] == runs[1]
