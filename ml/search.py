@@ -155,7 +155,7 @@ class SearchPlanner(Planner):
             "study": self.study_name,
             "objective": {"metric": spec.metric, "direction": spec.direction},
             "budget": budget(spec),
-            "best": {k: best[k] for k in ("trial", "experiment", "value", "params")},
+            "best": {k: best[k] for k in ("trial", "experiment", "value", "params", "adapted") if k in best},
             "counts": {s: sum(1 for r in rows if r["state"] == s) for s in ("complete", "pruned", "failed")},
             "trials": rows,
             "importances": None,
@@ -214,6 +214,14 @@ def _row(spec: SearchExperimentSpec, child: ChildResult, trial: FrozenTrial | No
         "state": state,
         "seconds": child.seconds,
     }
+    if spec.method == "hypergradient" and child.summary:
+        # The trial's parameters are its starting point; where the descent took it:
+        adapted = child.summary.get("hypergradient") or {}
+        row["adapted"] = (
+            {"h1": child.summary.get("h1"), "h2": child.summary.get("h2"), "final_step": adapted.get("final_lr")}
+            if spec.base.kind == "analytic"
+            else {"final_lr": adapted.get("final_lr")}
+        )
     if state == "pruned" and trial is not None:
         row["pruned_at_epoch"] = trial.user_attrs.get(PRUNED_ATTR)
         row["last_value"] = trial.intermediate_values.get(row["pruned_at_epoch"]) if row["pruned_at_epoch"] else None

@@ -185,6 +185,8 @@ def test_hypergradient_method_adapts_the_step_size() -> None:
     child = host.experiments[search.children[0]]
     assert child.summary["hypergradient"]["final_lr"] > 10 * 0.01  # it learned a larger step
     assert search.summary["best"]["value"] < host.run(plain).summary["best"]["value"]
+    end = search.summary["best"]["adapted"]  # where the descent went from the sampled start
+    assert abs(end["h1"] - 1) < 0.5 and abs(end["h2"] - 2) < 0.5
 
 
 def test_hypergradient_adapts_the_learning_rate_of_a_training_trial() -> None:

@@ -72,6 +72,7 @@ def test_fine_tuning_changes_every_layer_and_the_head_is_new_when_the_classes_di
     assert not torch.equal(after["0.weight"], source["0.weight"])
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_loading_refuses_anything_but_a_plain_state_dict() -> None:
     class Payload:
         def __reduce__(self):
