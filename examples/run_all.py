@@ -128,8 +128,8 @@ def headline(kind: str, summary: dict[str, Any]) -> str:
             f"best {_fmt(best.get('value'))} with {best.get('params')} ({summary.get('trials_complete', '?')} trials)"
         )
     if kind == "ensemble":
-        ens = (summary.get("ensemble") or {}).get("accuracy")
-        members = (summary.get("members_spread") or {}).get("accuracy") or {}
+        ens = (summary.get("test") or {}).get("accuracy")
+        members = (summary.get("member_spread") or {}).get("accuracy") or {}
         return f"ensemble accuracy {_fmt(ens)} vs members mean {_fmt(members.get('mean'))} ± {_fmt(members.get('std'))}"
     if kind == "analytic":
         return f"value {_fmt(summary.get('value'))}"
@@ -138,7 +138,7 @@ def headline(kind: str, summary: dict[str, Any]) -> str:
     if summary.get("warnings"):
         parts.append("accuracy warning")
     if "init" in summary:
-        parts.append(f"from {summary['init'].get('source_experiment')}")
+        parts.append(f"from {summary['init'].get('from_experiment')}")
     return ", ".join(parts) + (f"; diagnosis {verdict}" if verdict else "")
 
 

@@ -123,7 +123,15 @@ def _ensemble(spec: Any, context: RunContext) -> Planner | None:
     return None
 
 
-PLANNER_FINDERS: list[Callable[[Any, RunContext], Planner | None]] = [_kfold, _search, _ensemble]
+def _compare(spec: Any, context: RunContext) -> Planner | None:
+    if getattr(spec, "kind", None) == "compare":
+        from ml.compare import ComparePlanner
+
+        return ComparePlanner()
+    return None
+
+
+PLANNER_FINDERS: list[Callable[[Any, RunContext], Planner | None]] = [_kfold, _search, _ensemble, _compare]
 
 
 def planner_for(spec: Any, context: RunContext | None = None) -> Planner | None:

@@ -62,7 +62,7 @@ def predict(model: torch.nn.Module, X: torch.Tensor, task: str, batch_size: int 
 
 def _image_shape(pipeline: Any, data: Dataset) -> tuple[int, ...] | None:
     """The image shape survives only when preprocessing kept every pixel column."""
-    if data.image_shape is None or len(pipeline.feature_names) != data.X.shape[1]:
+    if data.image_shape is None or list(pipeline.feature_names) != list(data.feature_names):
         return None
     return data.image_shape
 

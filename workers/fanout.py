@@ -100,7 +100,16 @@ def _send(children: list[tuple[int, str]]) -> None:
 
 def start_fanout(experiment_id: int, spec: Any, planner: Planner) -> str:
     """Create and queue the first children of a claimed (running) parent."""
-    plans = planner.initial(spec)
+    try:
+        plans = planner.initial(spec)
+    except Exception as exc:  # e.g. the search storage is unreachable: fail, never hang as running
+        log.exception("planning experiment %s failed", experiment_id)
+        with session_scope() as session:
+            ExperimentRepository(session).finish(
+                experiment_id, Status.failed, error=f"could not plan the children: {exc}", reason="error"
+            )
+            session.commit()
+        return "failed"
     with session_scope() as session:
         repo = ExperimentRepository(session)
         # Under the parent's row lock: either a cancel sees these children, or we see the cancel.

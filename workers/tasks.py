@@ -21,7 +21,7 @@ from ml.fanout import RunContext, planner_for
 from ml.spec import parse_spec
 from workers.fanout import advance_parent, start_fanout
 from workers.reporter import DatabaseReporter, LeaseKeeper
-from workers.uploads import UploadResolver
+from workers.uploads import UploadResolver, WeightsLoader
 
 log = logging.getLogger(__name__)
 app = get_celery_app()
@@ -70,7 +70,8 @@ def _over_quota(experiment_id: int) -> bool:
 
 
 def _claim(experiment_id: int, worker: str) -> tuple[dict[str, Any] | None, str]:
-    """The spec if this worker now holds the run; else None and the state it is in."""
+    """The spec if this worker now holds the run (and the owner's id and admin flag in it, as
+    `_owner`); else None and the state it is in."""
     with session_scope() as session:
         repo = ExperimentRepository(session)
         claimed = repo.claim(experiment_id, worker)
@@ -82,7 +83,8 @@ def _claim(experiment_id: int, worker: str) -> tuple[dict[str, Any] | None, str]
             if experiment.parent_id is not None:
                 advance_parent(experiment.parent_id)
             return None, experiment.status
-        return dict(experiment.spec), experiment.status
+        owner = experiment.owner
+        return {**experiment.spec, "_owner": (experiment.owner_id, bool(owner and owner.is_admin))}, experiment.status
 
 
 @app.task(name=TASK_RUN_EXPERIMENT, bind=True)
@@ -96,8 +98,13 @@ def run_experiment(self: Task, experiment_id: int) -> str:
     if spec is None:
         log.info("experiment %s not claimed (status %s)", experiment_id, state)
         return f"skipped: {state}"
+    owner_id, is_admin = spec.pop("_owner")
     settings = get_settings()
-    context = RunContext(experiment_id=experiment_id, optuna_storage=settings.optuna_storage)
+    context = RunContext(
+        experiment_id=experiment_id,
+        optuna_storage=settings.optuna_storage,
+        load_weights=WeightsLoader(get_artifact_store(), owner_id, is_admin),
+    )
     planner = planner_for(spec, context)
     if planner is not None:
         return start_fanout(experiment_id, parse_spec(spec), planner)

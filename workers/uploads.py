@@ -1,4 +1,5 @@
-"""Loads uploaded data sets for `ml` (the `resolve_upload` callable of `ml.run`)."""
+"""What a run may read from the server: uploaded data sets (`resolve_upload` of `ml.run`) and
+another experiment's trained weights (`RunContext.load_weights`, for transfer learning)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from core.artifacts import ArtifactStore
 from core.datasets import DatasetError, load_upload
 from core.db import session_scope
-from core.repositories import DatasetRepository
+from core.repositories import DatasetRepository, ExperimentRepository
 from ml.data import Dataset
 from ml.errors import DataError
 
@@ -36,3 +37,21 @@ class UploadResolver:
             class_names=table.class_names,
             image_shape=table.image_shape,
         )
+
+
+class WeightsLoader:
+    """`from_experiment` (an id or a name) -> that experiment's `model.pt`, if the run's owner
+    may see it (their own succeeded experiments; an admin's runs see everyone's)."""
+
+    def __init__(self, store: ArtifactStore, owner_id: int | None, is_admin: bool) -> None:
+        self.store, self.owner_id, self.is_admin = store, owner_id, is_admin
+
+    def __call__(self, reference: str) -> bytes | None:
+        with session_scope() as session:
+            owner = None if self.is_admin else self.owner_id
+            source = ExperimentRepository(session).latest_succeeded(str(reference), owner)
+            if source is None:
+                raise DataError(f"no succeeded experiment {reference!r} of yours to start from")
+            source_id = source.id
+        key = self.store.key_for(source_id, "model.pt")
+        return self.store.get(key) if self.store.exists(key) else None

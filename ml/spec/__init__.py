@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter
 
 from ml.spec.base import ExperimentHeader, StrictModel
+from ml.spec.compare import CompareExperimentSpec, VariantSpec
 from ml.spec.data import BUILTIN_SOURCES, DataSpec, SampleSpec, SplitSpec
 from ml.spec.ensemble import EnsembleExperimentSpec
 from ml.spec.evaluate import EvaluateSpec
@@ -25,6 +26,7 @@ from ml.spec.trial import HypergradientSpec, PrunerSpec, TrialSpec
 
 AnySpec = (
     TrainExperimentSpec | PinnExperimentSpec | SearchExperimentSpec | AnalyticExperimentSpec | EnsembleExperimentSpec
+    | CompareExperimentSpec
 )
 ExperimentSpec = Annotated[AnySpec, Field(discriminator="kind")]
 
@@ -55,6 +57,8 @@ def spec_json_schema() -> dict[str, Any]:
 
 
 __all__ = [
+    "CompareExperimentSpec",
+    "VariantSpec",
     "BUILTIN_SOURCES",
     "AnalyticExperimentSpec",
     "DataSpec",

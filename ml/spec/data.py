@@ -74,6 +74,7 @@ class DataSpec(StrictModel):
         description="Generator options, e.g. n_samples, noise, positive_fraction, n_features.",
     )
     target: str | None = Field(default=None, description="Target column of an uploaded CSV.")
+    one_hot: bool = Field(default=False, description="One-hot encode the categorical columns of an uploaded CSV.")
     task: Literal["classification", "regression"] | None = Field(
         default=None, description="Inferred from the source when omitted."
     )
