@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -127,3 +128,32 @@ def test_training_on_an_uploaded_csv(embedded) -> None:
     assert final["status"] == "succeeded", final["error"]
     assert final["summary"]["dataset"]["features"] == 7  # 5 numeric + site=north, site=south
     assert final["summary"]["test"]["accuracy"] > 0.8
+
+
+def test_transfer_from_own_experiment_only(embedded) -> None:
+    pretrain = {
+        "name": "pre",
+        "data": {"source": "builtin/digits", "classes": [0, 1, 2, 3, 4]},
+        "model": {"hidden": [32]},
+        "train": {"epochs": 5},
+    }
+    source = embedded.wait_for(embedded.http.post("/api/v1/experiments", json=pretrain).json()["id"], ("succeeded",))
+    finetune = {
+        "name": "fine",
+        "data": {"source": "builtin/digits", "classes": [5, 6, 7, 8, 9], "max_train_samples": 50},
+        "model": {"hidden": [32]},
+        "train": {"epochs": 5},
+        "init": {"from_experiment": "pre", "freeze": 1, "new_head": True},
+    }
+    mine = embedded.wait_for(
+        embedded.http.post("/api/v1/experiments", json=finetune).json()["id"], ("succeeded", "failed")
+    )
+    assert mine["status"] == "succeeded", mine["error"]
+    assert str(mine["summary"]["init"]["from_experiment"]) in ("pre", str(source["id"]))
+    other = httpx.Client(base_url=embedded.url, headers={"Authorization": f"Bearer {embedded.create_user('eve')}"})
+    theirs = other.post("/api/v1/experiments", json={**finetune, "init": {"from_experiment": source["id"]}}).json()
+    deadline = time.monotonic() + 60
+    while (final := other.get(f"/api/v1/experiments/{theirs['id']}").json())["status"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert final["status"] == "failed" and "no succeeded experiment" in final["error"]
