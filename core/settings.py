@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     max_running_per_user: int = Field(default=0, ge=0, description="Running experiments per user; 0: no limit.")
     heartbeat_seconds: float = Field(default=3.0, gt=0, description="How often a running experiment renews its lease.")
     lease_seconds: float = Field(default=20.0, gt=0, description="A run whose lease is older is presumed lost.")
+    checkpoint_seconds: float = Field(
+        default=0.0, ge=0, description="Minimum seconds between two checkpoints (0: after every epoch)."
+    )
     max_attempts: int = Field(default=3, ge=1, description="Runs of one experiment before it fails as worker_lost.")
     reconcile_seconds: float = Field(default=10.0, gt=0, description="How often each worker repairs lost work.")
     redispatch_after_seconds: float = Field(

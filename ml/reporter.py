@@ -26,6 +26,10 @@ class Reporter:
     def log(self, message: str) -> None:
         """A human-readable progress line."""
 
+    def checkpoint_due(self) -> bool:
+        """Asked after each epoch: should the loop save a checkpoint now? (Never by default.)"""
+        return False
+
     def save_checkpoint(self, state: bytes) -> None:
         """Store the training state after an epoch (model, optimizer, schedule, RNG, epoch)."""
 
@@ -53,6 +57,9 @@ class RecordingReporter(Reporter):
 
     def log(self, message: str) -> None:
         self.messages.append(message)
+
+    def checkpoint_due(self) -> bool:
+        return True
 
     def save_checkpoint(self, state: bytes) -> None:
         self.checkpoint = state

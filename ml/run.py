@@ -157,6 +157,7 @@ def run_train(
             "epochs_run": history.epochs_run,
             "best_epoch": history.best_epoch,
             "stopped_early": history.stopped_early,
+            "resumed_from_epoch": history.resumed_from,
             "parameters": int(sum(p.numel() for p in model.parameters())),
             "device": str(device),
             "training_seconds": round(training_seconds, 3),

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ml import checkpoint
 from ml.errors import Cancelled, TrainingDiverged
 from ml.optim import build_optimizer
 from ml.regularization import Regularizer
@@ -48,6 +49,7 @@ class History:
     best_epoch: int = 0
     epochs_run: int = 0
     stopped_early: bool = False
+    resumed_from: int | None = None  # the checkpoint's epoch, when the run was resumed
 
     def add(self, split: str, name: str, value: float) -> None:
         self.series.setdefault(split, {}).setdefault(name, []).append(value)
@@ -201,7 +203,16 @@ def fit(
     stopping = spec.early_stopping
     best_val, best_state, first_loss = math.inf, None, None
 
-    for epoch in range(1, spec.epochs + 1):
+    start_epoch = 1
+    saved = reporter.load_checkpoint()
+    if saved is not None:  # a re-queued run (its worker died or shut down): carry on from there
+        loop = checkpoint.restore(saved, model, optimizer, schedule.scheduler, scaler, generator)
+        history.series, history.best_epoch, history.epochs_run = loop.series, loop.best_epoch, loop.epoch
+        best_val, best_state, first_loss = loop.best_val, loop.best_state, loop.first_loss
+        start_epoch, history.resumed_from = loop.epoch + 1, loop.epoch
+        reporter.log(f"resumed from the checkpoint of epoch {loop.epoch}")
+
+    for epoch in range(start_epoch, spec.epochs + 1):
         model.train()
         # Read before the epoch: schedules change the rate after it (one_cycle after each batch).
         lr = optimizer.param_groups[0]["lr"]
@@ -273,6 +284,9 @@ def fit(
             history.stopped_early = True
             reporter.log(f"early stop at epoch {epoch}: validation loss best at epoch {history.best_epoch}")
             break
+        if reporter.checkpoint_due():
+            loop = checkpoint.LoopState(epoch, history.series, history.best_epoch, best_val, best_state, first_loss)
+            reporter.save_checkpoint(checkpoint.pack(loop, model, optimizer, schedule.scheduler, scaler, generator))
 
     if best_state is not None:
         model.load_state_dict(best_state)

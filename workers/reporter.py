@@ -57,6 +57,7 @@ class DatabaseReporter(Reporter):
         worker: str | None = None,
         time_limit: float | None = None,
         lease: LeaseKeeper | None = None,
+        checkpoint_seconds: float = 0.0,
     ) -> None:
         self.experiment_id = experiment_id
         self.store = store
@@ -67,6 +68,8 @@ class DatabaseReporter(Reporter):
         self.started = time.monotonic()
         self.stop_reason: str | None = None
         self._next_poll = 0.0
+        self.checkpoint_seconds = checkpoint_seconds
+        self._last_checkpoint = -float("inf")
 
     def _read_flags(self, repo: ExperimentRepository) -> None:
         cancel, interrupt, holder = repo.flags(self.experiment_id)
@@ -107,7 +110,12 @@ class DatabaseReporter(Reporter):
             ArtifactRepository(session).put(self.experiment_id, name, key, len(data), content_type)
             session.commit()
 
+    def checkpoint_due(self) -> bool:
+        # Every epoch, unless epochs are shorter than `checkpoint_seconds` (then every so often).
+        return time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds
+
     def save_checkpoint(self, state: bytes) -> None:
+        self._last_checkpoint = time.monotonic()
         # Written atomically (temp file + rename): a kill mid-write leaves the previous one.
         self.save_artifact(CHECKPOINT, state, "application/octet-stream")
 

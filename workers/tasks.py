@@ -118,6 +118,7 @@ def run_experiment(self: Task, experiment_id: int) -> str:
         worker=worker,
         time_limit=spec.get("time_limit_seconds"),
         lease=lease,
+        checkpoint_seconds=settings.checkpoint_seconds,
     )
     try:
         return _run(experiment_id, spec, reporter, context, worker)

@@ -73,6 +73,7 @@ def test_sigkill_mid_run_resumes_on_another_worker_with_the_same_result(lab) -> 
     final = service.wait_for(victim["id"], ("succeeded", "failed", "cancelled"), timeout=240)
     assert final["status"] == "succeeded", final["error"]
     assert final["attempts"] == 2 and final["worker"] != running["worker"]
+    assert final["summary"]["resumed_from_epoch"] >= 4  # from its checkpoint, not from scratch
     assert_unique_metrics(service, victim["id"], final["summary"]["epochs_run"])
     assert final["summary"]["test"] == reference["summary"]["test"]
     assert final["summary"]["final"] == reference["summary"]["final"]
@@ -89,6 +90,7 @@ def test_sigterm_requeues_and_the_run_completes(lab) -> None:
     final = service.wait_for(created["id"], ("succeeded", "failed", "cancelled"), timeout=240)
     assert final["status"] == "succeeded", final["error"]
     assert final["attempts"] == 2 and final["error"] is None
+    assert final["summary"]["resumed_from_epoch"] >= 3
     assert_unique_metrics(service, created["id"], final["summary"]["epochs_run"])
 
 
