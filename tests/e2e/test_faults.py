@@ -24,6 +24,7 @@ FAST_RECOVERY = {
     "TRAINLAB_RECONCILE_SECONDS": "1",
     "TRAINLAB_REDISPATCH_AFTER_SECONDS": "2",
     "TRAINLAB_TORCH_THREADS": "1",
+    "TRAINLAB_FANOUT_WINDOW": "2",
 }
 
 LONG = {
@@ -147,3 +148,29 @@ def test_time_limit_fails_with_reason_timeout(lab) -> None:
     final = service.wait_for(created["id"], ("succeeded", "failed", "cancelled"), timeout=60)
     assert final["status"] == "failed" and final["error_reason"] == "timeout"
     assert "time limit of 2 s" in final["error"]
+
+
+def test_one_users_big_fanout_does_not_starve_anothers_run(lab) -> None:
+    service, _ = lab
+    big = {
+        "kind": "compare",
+        "name": "many-variants",
+        "base": {"data": {"source": "synthetic/moons", "options": {"n_samples": 3000}}, "train": {"epochs": 8}},
+        "variants": [{"label": f"lr{i}", "set": {"train.optimizer.lr": 0.001 * (i + 1)}} for i in range(12)],
+    }
+    search = service.http.post("/api/v1/experiments", json=big).json()
+    service.wait_for(search["id"], ("running",), timeout=60)
+    time.sleep(2)  # its first children are in the queue and running
+    other = httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {service.create_user('bob')}"})
+    single = other.post("/api/v1/experiments", json={**TINY, "name": "bobs-run"}).json()
+    deadline = time.monotonic() + 120
+    while (mine := other.get(f"/api/v1/experiments/{single['id']}").json())["status"] != "succeeded":
+        assert time.monotonic() < deadline, mine
+        time.sleep(0.3)
+    parent = service.http.get(f"/api/v1/experiments/{search['id']}").json()
+    assert parent["status"] == "running"  # bob's run started and finished while the big one went on
+    queued_children = [c for c in parent["children"] if c["status"] == "queued"]
+    assert queued_children  # ... with most of its children still waiting their turn
+    service.http.post(f"/api/v1/experiments/{search['id']}/cancel")
+    final = service.wait_for(search["id"], ("cancelled", "succeeded", "failed"), timeout=120)
+    assert final["status"] == "cancelled"
