@@ -15,6 +15,7 @@ import torch
 from ml.data import Dataset, load_dataset, split_dataset
 from ml.device import resolve_device
 from ml.fanout import RunContext
+from ml.lr_finder import run_lr_range_test
 from ml.models import build_model
 from ml.preprocess import fit_preprocessing
 from ml.reporter import Reporter
@@ -114,10 +115,20 @@ def run_train(
     hd = spec.trial.hypergradient if spec.trial else None
     hypergradient = Hypergradient(list(model.parameters()), hd) if hd else None
     reporter.log(f"training on {device}: {len(split.train)} train / {len(split.validation)} validation rows")
-    fit_started = time.perf_counter()
     class_weights = None
     if pipeline.class_weights is not None:
         class_weights = torch.as_tensor(pipeline.class_weights, dtype=torch.float32, device=device)
+    # Before training, on a copy of the model and with generators of its own: training is unchanged.
+    lr_range = run_lr_range_test(
+        model,
+        Tensors(Xt, yt, Xv, yv),
+        spec.train,
+        data.task,
+        torch.Generator().manual_seed(spec.seed),
+        reporter,
+        class_weights=class_weights,
+    )
+    fit_started = time.perf_counter()
     with init.training(), hypergradient.active() if hypergradient else contextlib.nullcontext():
         history = fit(
             model,
@@ -164,6 +175,8 @@ def run_train(
             "total_seconds": round(time.perf_counter() - started, 3),
         }
     )
+    if lr_range is not None:
+        summary["lr_range_test"] = {k: lr_range[k] for k in ("suggested_lr", "rule")} | {"steps": len(lr_range["lrs"])}
     if init.summary:
         summary["init"] = init.summary
     if hypergradient:

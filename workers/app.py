@@ -27,6 +27,8 @@ def _init_worker_process(**_: Any) -> None:
     drop database connections inherited from the parent."""
     threads = get_settings().threads_per_worker_process()
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    # Threads that sleep when idle: spinning ones slow everyone down on a shared server.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     torch.set_num_threads(threads)
