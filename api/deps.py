@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
@@ -24,6 +24,11 @@ def get_session() -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+# Ids are 32-bit in the database: a larger number can name nothing (422, not a database error).
+MAX_ID = 2**31 - 1
+ExperimentId = Annotated[int, Path(ge=1, le=MAX_ID, description="The experiment's id.")]
+DatasetId = Annotated[int, Path(ge=1, le=MAX_ID, description="The data set's id.")]
 
 
 def _presented_token(request: Request) -> str | None:
@@ -53,7 +58,7 @@ def get_current_user(request: Request, session: SessionDep) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_experiment(experiment_id: int, session: SessionDep, user: CurrentUser) -> Experiment:
+def get_experiment(experiment_id: ExperimentId, session: SessionDep, user: CurrentUser) -> Experiment:
     """The experiment, if it exists and the user may see it (404 otherwise: no existence leak)."""
     experiment = ExperimentRepository(session).visible(experiment_id, user)
     if experiment is None:

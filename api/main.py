@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import Any
+
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from api import dashboard
 from api.limits import BodySizeLimit
@@ -27,6 +30,20 @@ def create_app() -> FastAPI:
     app.include_router(monitoring.router)
     app.include_router(dashboard.router)
     app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_request_bytes)
+
+    @app.middleware("http")
+    async def complete_allow_header(request: Request, call_next: Any) -> Any:
+        """A 405 lists every method the path supports (Starlette lists one route's only)."""
+        response = await call_next(request)
+        if response.status_code == 405:
+            methods = {
+                method
+                for route in app.routes
+                if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
+                for method in route.methods
+            }
+            response.headers["Allow"] = ", ".join(sorted(methods))
+        return response
 
     def openapi() -> dict:  # type: ignore[type-arg]
         if app.openapi_schema is None:

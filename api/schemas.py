@@ -87,3 +87,23 @@ class Health(BaseModel):
     status: str
     database: str
     broker: str
+
+
+class ErrorDetail(BaseModel):
+    """Every 4xx answer: `detail` says what is wrong (a sentence, or a list of {loc, msg, type})."""
+
+    detail: Any
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error codes a route can answer."""
+    text = {
+        400: "Malformed body or file (the line or column at fault)",
+        401: "Missing, unknown or revoked API token",
+        404: "Not found (or not yours)",
+        409: "Conflict with stored state",
+        413: "Body or upload larger than the limit",
+        422: "Invalid spec or form: the field path and the allowed values",
+        429: "Too many submissions (see Retry-After)",
+    }
+    return {code: {"model": ErrorDetail, "description": text[code]} for code in codes}

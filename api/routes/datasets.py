@@ -9,14 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, DatasetId, SessionDep
+from api.schemas import errors
 from core.artifacts import get_artifact_store
 from core.datasets import DatasetError, describe
 from core.models import Dataset
 from core.repositories import DatasetRepository
 from core.settings import get_settings
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=errors(400, 401, 404, 409, 413, 422))
 CHUNK = 1024 * 1024
 
 
@@ -93,7 +94,7 @@ def list_datasets(session: SessionDep, user: CurrentUser) -> list[Dataset]:
     return list(DatasetRepository(session).list(None if user.is_admin else user.id))
 
 
-def _visible(dataset_id: int, session: SessionDep, user: CurrentUser) -> Dataset:
+def _visible(dataset_id: DatasetId, session: SessionDep, user: CurrentUser) -> Dataset:
     dataset = DatasetRepository(session).visible(dataset_id, user)
     if dataset is None:
         raise HTTPException(404, detail=f"data set {dataset_id} not found")
@@ -101,13 +102,13 @@ def _visible(dataset_id: int, session: SessionDep, user: CurrentUser) -> Dataset
 
 
 @router.get("/{dataset_id}", response_model=DatasetRead)
-def get_dataset(dataset_id: int, session: SessionDep, user: CurrentUser) -> Dataset:
+def get_dataset(dataset_id: DatasetId, session: SessionDep, user: CurrentUser) -> Dataset:
     """One data set's description."""
     return _visible(dataset_id, session, user)
 
 
 @router.delete("/{dataset_id}", status_code=204)
-def delete_dataset(dataset_id: int, session: SessionDep, user: CurrentUser) -> Response:
+def delete_dataset(dataset_id: DatasetId, session: SessionDep, user: CurrentUser) -> Response:
     """Delete a data set no experiment uses (409 otherwise)."""
     dataset = _visible(dataset_id, session, user)
     repo = DatasetRepository(session)

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, ExperimentDep, SessionDep
-from api.schemas import ArtifactRead, ExperimentList, ExperimentRead, MetricRead
+from api.deps import MAX_ID, CurrentUser, ExperimentDep, SessionDep
+from api.schemas import ArtifactRead, ExperimentList, ExperimentRead, MetricRead, errors
 from api.spec_body import read_document, validate_spec
 from core.artifacts import get_artifact_store
 from core.celery_app import send_run_experiment
@@ -21,7 +21,7 @@ from core.settings import get_settings
 from ml.spec import experiment_kind
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/experiments", tags=["experiments"])
+router = APIRouter(prefix="/experiments", tags=["experiments"], responses=errors(401, 404, 413, 422))
 
 SPEC_BODY = {
     "requestBody": {
@@ -34,7 +34,19 @@ SPEC_BODY = {
 }
 
 
-@router.post("", status_code=201, response_model=ExperimentRead, openapi_extra=SPEC_BODY)
+@router.post(
+    "",
+    status_code=201,
+    response_model=ExperimentRead,
+    openapi_extra=SPEC_BODY,
+    responses={
+        200: {
+            "model": ExperimentRead,
+            "description": "The experiment an earlier request with the same Idempotency-Key created",
+        },
+        **errors(400, 429),
+    },
+)
 async def create_experiment(
     request: Request,
     session: SessionDep,
@@ -118,9 +130,9 @@ def list_experiments(
     status: Annotated[Status | None, Query()] = None,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
-    parent_id: Annotated[int | None, Query(ge=1)] = None,
+    parent_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> ExperimentList:
     """List experiments, newest first; filter by status, kind, name or parent."""
     rows, total = ExperimentRepository(session).list(

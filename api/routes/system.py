@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from sqlalchemy import text
 
 from api.deps import CurrentUser, SessionDep
-from api.schemas import Health
+from api.schemas import Health, errors
 from core.celery_app import get_celery_app
 from ml.spec import spec_json_schema
 
@@ -24,7 +24,7 @@ def _broker_state() -> str:
         return f"unreachable: {type(exc).__name__}"
 
 
-@router.get("/health", response_model=Health)
+@router.get("/health", response_model=Health, responses={503: {"model": Health, "description": "A dependency is down"}})
 def health(session: SessionDep, response: Response) -> Health:
     """The state of the database and the broker (503 when one is down)."""
     try:
@@ -38,7 +38,7 @@ def health(session: SessionDep, response: Response) -> Health:
     return Health(status="ok" if ok else "degraded", database=database, broker=broker)
 
 
-@router.get("/spec/schema")
+@router.get("/spec/schema", responses=errors(401))
 def spec_schema(user: CurrentUser) -> dict[str, Any]:
     """The JSON Schema of experiment specs, for clients that validate before submitting."""
     return spec_json_schema()
