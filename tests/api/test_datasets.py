@@ -100,3 +100,25 @@ def test_unused_dataset_can_be_deleted(client, api_env) -> None:
     dataset = upload(client, GOOD_CSV, target="label").json()
     assert client.delete(f"/api/v1/datasets/{dataset['id']}").status_code == 204
     assert stored(client, api_env) == (0, 0)
+
+
+def test_names_cannot_escape_their_folder(client, api_env) -> None:
+    response = upload(client, GOOD_CSV, filename="../../../escape.csv", target="label")
+    assert response.status_code == 201
+    files = [p for p in api_env.rglob("*") if p.is_file() and p.suffix == ".csv"]
+    assert files and all((api_env / "artifacts") in p.parents for p in files)
+    assert not (api_env.parent / "escape.csv").exists()
+    experiment = client.post("/api/v1/experiments", json={"name": "x", "data": {"source": "builtin/iris"}}).json()
+    for name in ("..%2F..%2Ftrainlab.db", "..%2Fdata.csv", ".hidden"):
+        assert client.get(f"/api/v1/experiments/{experiment['id']}/artifacts/{name}").status_code == 404
+
+
+def test_artifact_store_refuses_escaping_keys(tmp_path) -> None:
+    from core.artifacts import LocalArtifactStore, UnsafeName
+
+    store = LocalArtifactStore(tmp_path / "store")
+    with pytest.raises(UnsafeName):
+        store.key_for(1, "../x")
+    with pytest.raises(UnsafeName):
+        store.put("../outside", b"x")
+    assert not (tmp_path / "outside").exists()
