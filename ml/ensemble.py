@@ -9,15 +9,13 @@ the class probabilities; a regression ensemble predicts the members' mean.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ml.errors import MLError
-from ml.fanout import ChildData, ChildPlan, ChildResult, Planner
+from ml.fanout import ChildData, ChildPlan, ChildResult, Planner, children_predictions
 from ml.metrics import evaluate_classification, evaluate_regression
 from ml.reporter import Reporter
 from ml.spec.ensemble import EnsembleExperimentSpec
@@ -69,12 +67,7 @@ class EnsemblePlanner(Planner):
         done = [c for c in children if c.status == "succeeded" and c.summary]
         if len(done) < 2:
             raise MLError(f"only {len(done)} of {len(children)} members succeeded; an ensemble needs 2")
-        tables = []
-        for child in done:
-            raw = data.artifact(child.id, "predictions.csv")
-            if raw is None:
-                raise MLError(f"{child.name} left no predictions.csv")
-            tables.append(read_predictions(raw))
+        tables = children_predictions(done, data)
         if any(not np.array_equal(t["row"], tables[0]["row"]) for t in tables):
             raise MLError("the members were not tested on the same rows")
         members = [_member_row(i, c) for i, c in enumerate(done)]
@@ -122,15 +115,6 @@ class EnsemblePlanner(Planner):
         return evaluate_classification(
             truth.astype(int), scores, spec.base.evaluate.metrics, threshold, names, spec.base.evaluate.beta
         )
-
-
-def read_predictions(raw: bytes) -> dict[str, np.ndarray]:
-    """A ``predictions.csv`` as columns of floats (row, true, predicted, p0, p1, ...)."""
-    columns: dict[str, list[float]] = {}
-    for line in csv.DictReader(io.StringIO(raw.decode())):
-        for key, value in line.items():
-            columns.setdefault(key, []).append(float(value))
-    return {k: np.asarray(v) for k, v in columns.items()}
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:

@@ -7,10 +7,14 @@ experiments, runs each as its own task, and calls back. Each planner is one regi
 
 from __future__ import annotations
 
+import csv
+import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import numpy as np
 
 from ml.reporter import Reporter
 from ml.spec import experiment_kind, parse_spec
@@ -90,6 +94,28 @@ class Planner(ABC):
         self, spec: Any, children: Sequence[ChildResult], data: ChildData, reporter: Reporter
     ) -> dict[str, Any]:
         """The parent's summary once every child is final. Raise `ml.errors.MLError` to fail it."""
+
+
+def read_predictions(raw: bytes) -> dict[str, np.ndarray]:
+    """A ``predictions.csv`` as columns of floats (row, true, predicted, p0, p1, ...)."""
+    columns: dict[str, list[float]] = {}
+    for line in csv.DictReader(io.StringIO(raw.decode())):
+        for key, value in line.items():
+            columns.setdefault(key, []).append(float(value))
+    return {k: np.asarray(v) for k, v in columns.items()}
+
+
+def children_predictions(children: Sequence[ChildResult], data: ChildData) -> list[dict[str, np.ndarray]]:
+    """Every child's test predictions (its ``predictions.csv``), for a parent that combines them."""
+    from ml.errors import MLError
+
+    tables = []
+    for child in children:
+        raw = data.artifact(child.id, "predictions.csv")
+        if raw is None:
+            raise MLError(f"{child.name} left no predictions.csv")
+        tables.append(read_predictions(raw))
+    return tables
 
 
 def series(rows: Sequence[dict[str, Any]], split: str, name: str) -> list[float]:

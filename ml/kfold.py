@@ -8,15 +8,13 @@ fold models' averaged predictions (their `predictions.csv`).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ml.errors import MLError
-from ml.fanout import ChildData, ChildPlan, ChildResult, Planner
+from ml.fanout import ChildData, ChildPlan, ChildResult, Planner, children_predictions
 from ml.metrics import evaluate_classification, evaluate_regression
 from ml.reporter import Reporter
 
@@ -53,12 +51,7 @@ class KFoldPlanner(Planner):
         return summary
 
     def _test_once(self, spec: Any, done: Sequence[ChildResult], data: ChildData) -> dict[str, Any]:
-        tables = []
-        for child in done:
-            raw = data.artifact(child.id, "predictions.csv")
-            if raw is None:
-                raise MLError(f"{child.name} left no predictions.csv")
-            tables.append(_read_predictions(raw))
+        tables = children_predictions(done, data)
         rows, truth = tables[0]["row"], tables[0]["true"]
         first = done[0].summary or {}
         if "p0" in tables[0]:
@@ -76,15 +69,6 @@ class KFoldPlanner(Planner):
             "test_rows": int(len(rows)),
             "test_model": f"mean of {len(done)} fold models",
         }
-
-
-def _read_predictions(raw: bytes) -> dict[str, np.ndarray]:
-    reader = csv.DictReader(io.StringIO(raw.decode()))
-    columns: dict[str, list[float]] = {}
-    for line in reader:
-        for key, value in line.items():
-            columns.setdefault(key, []).append(float(value))
-    return {k: np.asarray(v) for k, v in columns.items()}
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:

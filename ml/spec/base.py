@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,6 +12,14 @@ MAX_WIDTH = 4096
 MAX_LAYERS = 32
 MAX_BATCH_SIZE = 65536
 MAX_SAMPLES = 1_000_000
+
+
+def base_with_defaults(value: Any, info: Any) -> Any:
+    """A fan-out kind's `base` spec: a train spec unless it says otherwise, named after the
+    parent unless it has a name (a `field_validator("base", mode="before")` body)."""
+    if isinstance(value, dict):
+        value = {"kind": "train", "name": (info.data or {}).get("name") or "base", **value}
+    return value
 
 
 class StrictModel(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ml.spec.base import ExperimentHeader, StrictModel
+from ml.spec.base import ExperimentHeader, StrictModel, base_with_defaults
 from ml.spec.experiments import TrainExperimentSpec
 from ml.spec.search import PATH_PATTERN, set_path
 
@@ -46,9 +46,7 @@ class CompareExperimentSpec(ExperimentHeader):
     @field_validator("base", mode="before")
     @classmethod
     def _base_defaults(cls, value: Any, info: Any) -> Any:
-        if isinstance(value, dict):
-            value = {"kind": "train", "name": (info.data or {}).get("name") or "base", **value}
-        return value
+        return base_with_defaults(value, info)
 
     @model_validator(mode="after")
     def _variants_valid(self) -> CompareExperimentSpec:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ml.spec.base import ExperimentHeader
+from ml.spec.base import ExperimentHeader, base_with_defaults
 from ml.spec.experiments import TrainExperimentSpec
 
 MAX_MEMBERS = 50
@@ -34,9 +34,7 @@ class EnsembleExperimentSpec(ExperimentHeader):
     @field_validator("base", mode="before")
     @classmethod
     def _base_defaults(cls, value: Any, info: Any) -> Any:
-        if isinstance(value, dict):
-            value = {"name": (info.data or {}).get("name") or "base", **value}
-        return value
+        return base_with_defaults(value, info)
 
     @model_validator(mode="after")
     def _plain_base(self) -> EnsembleExperimentSpec:

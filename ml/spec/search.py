@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ml.spec.base import ExperimentHeader, StrictModel
+from ml.spec.base import ExperimentHeader, StrictModel, base_with_defaults
 from ml.spec.experiments import TrainExperimentSpec
 from ml.spec.trial import OBJECTIVE_PATTERN, HypergradientSpec, PrunerSpec, TrialSpec
 
@@ -188,9 +188,7 @@ class SearchExperimentSpec(ExperimentHeader):
     @field_validator("base", mode="before")
     @classmethod
     def _base_defaults(cls, value: Any, info: Any) -> Any:
-        if isinstance(value, dict):
-            value = {"kind": "train", "name": (info.data or {}).get("name") or "base", **value}
-        return value
+        return base_with_defaults(value, info)
 
     @property
     def metric(self) -> str:

@@ -3,8 +3,6 @@ validation only, the baseline and its warning, the diagnosis on the examples, an
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ import yaml
 from sklearn import metrics as skm
 
 from ml.data import load_dataset, split_dataset
-from ml.fanout import ChildResult, planner_for
+from ml.fanout import ChildResult, planner_for, read_predictions
 from ml.metrics import choose_threshold
 from ml.reporter import RecordingReporter
 from ml.run import run_experiment
@@ -26,11 +24,6 @@ def example(name: str, **train_over) -> dict:
     spec = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
     spec["train"].update(train_over)
     return spec
-
-
-def read_predictions(raw: bytes) -> dict[str, np.ndarray]:
-    rows = list(csv.DictReader(io.StringIO(raw.decode())))
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
 
 
 def binary_spec(threshold) -> dict:

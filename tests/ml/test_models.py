@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,6 @@ from ml.reporter import RecordingReporter
 from ml.run import run_experiment
 from ml.spec import ModelSpec, TrainSpec, parse_spec
 from ml.train import Tensors, fit
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def layer_types(model: nn.Module) -> list[type]:

@@ -3,7 +3,6 @@ mixed precision)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, get_args
 
 import pytest
@@ -17,16 +16,6 @@ from ml.reporter import RecordingReporter, Reporter
 from ml.spec import ModelSpec, OptimizerSpec, TrainSpec, parse_spec
 from ml.spec.training import OPTIMIZER_DEFAULTS, OptimizerName
 from ml.train import Tensors, fit
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # A rate at which each optimizer visibly learns in a few epochs.
 WORKING_LR = {

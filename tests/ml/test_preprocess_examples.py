@@ -5,15 +5,12 @@ from __future__ import annotations
 import copy
 import csv
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 import yaml
-from threadpoolctl import threadpool_limits
 
 from ml.reporter import RecordingReporter
 from ml.run import run_experiment
@@ -21,16 +18,6 @@ from ml.spec import parse_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 OURS = ["pca-works", "pca-fails", "polar-transform", "polar-baseline", "feature-selection", "smote", "augmentation"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models train ~10x faster on one thread than on a busy shared machine's two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 
 def example(name: str, without: str | None = None) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,14 +15,6 @@ from ml.reporter import RecordingReporter
 from ml.spec import ModelSpec, TrainSpec
 from ml.spec.training import RegularizationSpec
 from ml.train import Tensors, fit
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def two_relevant_of_twenty(n: int = 400) -> Tensors:
