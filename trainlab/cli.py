@@ -106,7 +106,8 @@ def up(
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     if token := admin.ensure_first_admin(f"http://{local}:{port}"):
         console.print(
-            f"first start: created the user admin, token {token} (shown once; saved in {admin.config_path()} for the CLI; use it to sign in to the dashboard)"
+            f"first start: created the user admin, token {token} (saved in {admin.config_path()} "
+            "for the CLI; sign in to the dashboard with it)"
         )
     procs = [subprocess.Popen(_serve_cmd(host, port)), subprocess.Popen(_worker_cmd(None, "worker"))]
     console.print(f"trainlab up: dashboard and API on http://{local}:{port} (docs at /docs), one worker; Ctrl-C stops.")
