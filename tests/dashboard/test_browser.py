@@ -232,5 +232,8 @@ def test_without_a_token_the_pages_send_you_to_sign_in(browser: Any, live: tuple
     eventually(lambda: "/login" in browser.current_url, what="the sign-in page")
     browser.find_element("id", "token").send_keys("tl_not-a-real-token")
     browser.find_element("id", "sign-in").click()
-    error = eventually(lambda: browser.find_element("id", "login-error").text, what="the refusal")
-    assert "refused" in error and "/login" in browser.current_url
+    # The page already says why it was opened; wait for the answer to the token just typed.
+    error = eventually(
+        lambda: "refused" in (text := browser.find_element("id", "login-error").text) and text, what="the refusal"
+    )
+    assert "refused this token" in error and "/login" in browser.current_url
