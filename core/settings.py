@@ -45,7 +45,9 @@ class Settings(BaseSettings):
     redispatch_after_seconds: float = Field(
         default=60.0, gt=0, description="Queued, sent, not started and the queue empty: send again after this."
     )
-    worker_max_tasks_per_child: int = Field(default=20, ge=1, description="Recycle worker processes (memory).")
+    worker_max_tasks_per_child: int = Field(
+        default=100, ge=1, description="Recycle worker processes (memory); a replacement takes ~5 s to start."
+    )
     fanout_window: int = Field(
         default=8, ge=1, description="Children of one fan-out experiment queued at once (fair share of workers)."
     )
