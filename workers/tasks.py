@@ -105,7 +105,14 @@ def run_experiment(self: Task, experiment_id: int) -> str:
         optuna_storage=settings.optuna_storage,
         load_weights=WeightsLoader(get_artifact_store(), owner_id, is_admin),
     )
-    planner = planner_for(spec, context)
+    try:
+        planner = planner_for(spec, context)
+    except Exception as exc:  # a stored spec this version cannot read: fail it, never leave it running
+        log.exception("experiment %s: spec not readable", experiment_id)
+        _finish(
+            experiment_id, Status.failed, worker=worker, error=f"the stored spec is not valid: {exc}", reason="invalid"
+        )
+        return "failed"
     if planner is not None:
         return start_fanout(experiment_id, parse_spec(spec), planner)
 

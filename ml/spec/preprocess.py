@@ -143,7 +143,9 @@ class SelectStep(PreprocessStep):
     def _options_fit_method(self) -> SelectStep:
         allowed = _SELECT_OPTIONS[self.method]
         for option in ("k", "threshold", "cv", "estimator", "direction", "alpha"):
-            if option in self.model_fields_set and option not in allowed:
+            # Only a value other than the default counts: a stored spec lists every field.
+            changed = getattr(self, option) != type(self).model_fields[option].default
+            if option in self.model_fields_set and changed and option not in allowed:
                 raise ValueError(
                     f"{option} does not apply to method {self.method}; it reads: {', '.join(sorted(allowed))}"
                 )
