@@ -124,8 +124,11 @@ def headline(kind: str, summary: dict[str, Any]) -> str:
         return "; ".join(f"{r['label']} {_fmt(r.get(key))} (gap {_fmt(r.get('gap'))})" for r in rows)
     if kind == "search":
         best = summary.get("best") or {}
+        counts = summary.get("counts") or {}
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in (best.get("params") or {}).items())
         return (
-            f"best {_fmt(best.get('value'))} with {best.get('params')} ({summary.get('trials_complete', '?')} trials)"
+            f"best {_fmt(best.get('value'))} at {params} ({counts.get('complete', 0)} complete, "
+            f"{counts.get('pruned', 0)} pruned, {counts.get('failed', 0)} failed trials)"
         )
     if kind == "ensemble":
         ens = (summary.get("test") or {}).get("accuracy")

@@ -13,8 +13,9 @@ reconcilers running at once never repair the same thing twice.
 from __future__ import annotations
 
 import logging
-import threading
+import multiprocessing
 from datetime import timedelta
+from typing import Any
 
 from core.celery_app import queued_message_count, send_run_experiment
 from core.db import session_scope
@@ -105,19 +106,35 @@ def reconcile_once() -> None:
             log.exception("reconciler: %s failed", repair.__name__)
 
 
-class Reconciler(threading.Thread):
-    """Runs `reconcile_once` now and every `reconcile_seconds` until stopped."""
+def reconcile_forever(stop: Any) -> None:
+    """The reconciler's loop: a pass now, then one every `reconcile_seconds` until `stop` is set."""
+    every = get_settings().reconcile_seconds
+    while True:
+        reconcile_once()
+        if stop.wait(every):
+            return
+
+
+class Reconciler:
+    """Runs `reconcile_forever` in a process of its own, started with `spawn`.
+
+    Not a thread of the worker's main process: the pool forks its children from that process,
+    and a child forked while a thread there holds an SQLite connection inherits SQLite's lock
+    bookkeeping in a state that can keep it from ever writing ("database is locked").
+    """
 
     def __init__(self) -> None:
-        super().__init__(name="trainlab-reconciler", daemon=True)
-        self._stop_event = threading.Event()
+        context = multiprocessing.get_context("spawn")
+        self._stop_event = context.Event()
+        self._process = context.Process(
+            target=reconcile_forever, args=(self._stop_event,), name="trainlab-reconciler", daemon=True
+        )
 
-    def run(self) -> None:
-        every = get_settings().reconcile_seconds
-        while True:
-            reconcile_once()
-            if self._stop_event.wait(every):
-                return
+    def start(self) -> None:
+        self._process.start()
 
     def stop(self) -> None:
         self._stop_event.set()
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.terminate()

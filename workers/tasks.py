@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from celery import Task
+from sqlalchemy.exc import OperationalError
 
 from core.artifacts import get_artifact_store
 from core.celery_app import TASK_RUN_EXPERIMENT, get_celery_app, send_run_experiment
@@ -94,7 +95,11 @@ def run_experiment(self: Task, experiment_id: int) -> str:
         # The owner already runs as many experiments as allowed: try again shortly.
         raise self.retry(countdown=QUOTA_RETRY_SECONDS, max_retries=None)
     worker = worker_identity(str(self.request.hostname or "worker"))
-    spec, state = _claim(experiment_id, worker)
+    try:
+        spec, state = _claim(experiment_id, worker)
+    except OperationalError as exc:  # e.g. SQLite busy past its timeout: the row is untouched, retry
+        log.warning("experiment %s: database busy at claim (%s); retrying", experiment_id, exc)
+        raise self.retry(countdown=1, max_retries=None) from exc
     if spec is None:
         log.info("experiment %s not claimed (status %s)", experiment_id, state)
         return f"skipped: {state}"
