@@ -125,6 +125,7 @@ class Reconciler:
 
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")
+        # Kept referenced: the child unpickles it after start(), which drops the Process's args.
         self._stop_event = context.Event()
         self._process = context.Process(
             target=reconcile_forever, args=(self._stop_event,), name="trainlab-reconciler", daemon=True
@@ -134,7 +135,8 @@ class Reconciler:
         self._process.start()
 
     def stop(self) -> None:
-        self._stop_event.set()
-        self._process.join(timeout=10)
+        """Ask the reconciler to end (signal-safe: called from the worker's SIGTERM handler, where
+        joining a process or taking a lock could deadlock). An interrupted pass is harmless: each
+        repair is one conditional update in its own transaction."""
         if self._process.is_alive():
             self._process.terminate()
