@@ -223,13 +223,6 @@ class ExperimentRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def heartbeat(self, experiment_id: int) -> None:
-        self.session.execute(
-            update(Experiment)
-            .where(Experiment.id == experiment_id, Experiment.status == Status.running)
-            .values(heartbeat_at=utcnow())
-        )
-
     def cancel_requested(self, experiment_id: int) -> bool:
         value = self.session.scalar(select(Experiment.cancel_requested).where(Experiment.id == experiment_id))
         return bool(value)
@@ -313,9 +306,6 @@ class MetricRepository:
             query = query.where(Metric.name == name)
         return self.session.scalars(query.order_by(Metric.step, Metric.split, Metric.name)).all()
 
-    def last_step(self, experiment_id: int) -> int:
-        return self.session.scalar(select(func.max(Metric.step)).where(Metric.experiment_id == experiment_id)) or 0
-
 
 class ArtifactRepository:
     def __init__(self, session: Session) -> None:
@@ -348,18 +338,12 @@ def durations(experiment: Experiment) -> dict[str, float | None]:
     def seconds(a: datetime | None, b: datetime | None) -> float | None:
         if a is None or b is None:
             return None
-        return round((_aware(b) - _aware(a)).total_seconds(), 3)
+        return round((b - a).total_seconds(), 3)
 
     return {
         "queued_seconds": seconds(experiment.created_at, experiment.started_at),
         "run_seconds": seconds(experiment.started_at, experiment.finished_at),
     }
-
-
-def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class UserRepository:
