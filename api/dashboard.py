@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+
+from api.deps import require_same_origin
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -69,7 +71,7 @@ def login_page(request: Request, next: str = "/") -> HTMLResponse:
     return _page(request, "login.html", next=_safe_next(next), error=None)
 
 
-@router.post("/login", response_model=None)
+@router.post("/login", response_model=None, dependencies=[Depends(require_same_origin)])
 def login(
     request: Request, token: Annotated[str, Form(max_length=512)], next: Annotated[str, Form()] = "/"
 ) -> Response:
@@ -92,7 +94,7 @@ def login(
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[Depends(require_same_origin)])
 def logout() -> RedirectResponse:
     """Forget the token."""
     response = RedirectResponse("/login", status_code=303)

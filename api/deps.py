@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session
@@ -39,9 +40,33 @@ def _presented_token(request: Request) -> str | None:
     return request.cookies.get(TOKEN_COOKIE)
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def same_origin(request: Request) -> bool:
+    """Whether a browser says this request comes from a page of this very server: its Origin
+    (or, without one, its Referer) names the host and port the request was sent to. Another
+    port of the same host (a student's notebook server) is another origin."""
+    claimed = request.headers.get("origin") or request.headers.get("referer")
+    if not claimed or claimed == "null":
+        return False
+    return urlsplit(claimed).netloc.lower() == request.headers.get("host", "").lower()
+
+
+def require_same_origin(request: Request) -> None:
+    """A state change a browser form could make (sign-in, sign-out) must come from our pages."""
+    if not same_origin(request):
+        raise HTTPException(403, detail="cross-site request refused: send it from the dashboard's own pages")
+
+
 def get_current_user(request: Request, session: SessionDep) -> User:
-    """The user whose token came with the request (Bearer header or the dashboard's cookie)."""
+    """The user whose token came with the request (Bearer header or the dashboard's cookie).
+    A state-changing request authenticated by the cookie alone must come from our own pages
+    (CSRF): scripts use the Authorization header, which no other site can make a browser send."""
     token = _presented_token(request)
+    by_cookie = token is not None and not request.headers.get("authorization")
+    if by_cookie and request.method not in SAFE_METHODS and not same_origin(request):
+        raise HTTPException(403, detail="cross-site request refused: a cookie-signed change must come from this server")
     user = TokenRepository(session).authenticate(token) if token else None
     if user is None:
         raise HTTPException(

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections import deque
 from typing import Any
 
+from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -62,3 +66,41 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, detail=f"the body is larger than the limit of {limit} bytes")
+    parts, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, detail=f"the body is larger than the limit of {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class AttemptWindow:
+    """Per-user attempts in the last minute, in this process (thread-safe; memory bounded by
+    the limit per active user)."""
+
+    def __init__(self, window_seconds: float = 60.0) -> None:
+        self.window = window_seconds
+        self._seen: dict[int, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, user_id: int, limit: int) -> bool:
+        """Count one attempt; False when the user already made `limit` in the window."""
+        now = time.monotonic()
+        with self._lock:
+            seen = self._seen.setdefault(user_id, deque())
+            while seen and seen[0] <= now - self.window:
+                seen.popleft()
+            if len(seen) >= limit:
+                return False
+            seen.append(now)
+            if len(self._seen) > 10_000:  # forget idle users
+                self._seen = {u: d for u, d in self._seen.items() if d and d[-1] > now - self.window}
+            return True

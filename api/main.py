@@ -9,12 +9,16 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from api import dashboard
-from api.limits import BodySizeLimit
+from api.limits import AttemptWindow, BodySizeLimit
 from api.routes import datasets, experiments, monitoring, system
 from core.settings import get_settings
 from ml.spec import spec_json_schema
 
 API_PREFIX = "/api/v1"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def create_app() -> FastAPI:
@@ -30,6 +34,18 @@ def create_app() -> FastAPI:
     app.include_router(monitoring.router)
     app.include_router(dashboard.router)
     app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_request_bytes)
+    app.state.submissions = AttemptWindow()
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Any:
+        """No framing, no MIME sniffing, and our pages run only our own scripts."""
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith(("/docs", "/redoc")):  # FastAPI's docs pages load their own
+            response.headers.setdefault("Content-Security-Policy", CSP)
+        return response
 
     @app.middleware("http")
     async def complete_allow_header(request: Request, call_next: Any) -> Any:

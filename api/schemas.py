@@ -100,9 +100,11 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
         400: "Malformed body or file (the line or column at fault)",
         401: "Missing, unknown or revoked API token",
+        403: "Not allowed: a cross-site request, or a priority reserved for others",
         404: "Not found (or not yours)",
         409: "Conflict with stored state",
         413: "Body or upload larger than the limit",
+        415: "The body is neither JSON nor YAML",
         422: "Invalid spec or form: the field path and the allowed values",
         429: "Too many submissions (see Retry-After)",
     }

@@ -13,6 +13,9 @@ from sqlalchemy.orm import Session
 from core.models import FINAL_STATUSES, ApiToken, Artifact, Dataset, Experiment, Metric, Status, User, utcnow
 from core.security import display_prefix, hash_token, new_token, same_hash
 
+# Ids are 32-bit integer columns.
+MAX_ROW_ID = 2**31 - 1
+
 
 class ExperimentRepository:
     def __init__(self, session: Session) -> None:
@@ -55,13 +58,16 @@ class ExperimentRepository:
             return None
         return experiment
 
-    def latest_succeeded(self, reference: str, owner_id: int | None) -> Experiment | None:
-        """A succeeded experiment by id or name (the newest of that name), among one user's
-        experiments (all of them when `owner_id` is None: an admin's run)."""
-        query = select(Experiment).where(Experiment.status == Status.succeeded)
-        if owner_id is not None:
-            query = query.where(Experiment.owner_id == owner_id)
+    def owned_by_reference(self, reference: str, owner_id: int, *, succeeded: bool = True) -> Experiment | None:
+        """One user's experiment by id or name (the newest of that name), succeeded ones only
+        unless `succeeded` is False. Admins too see only their own here: a reference in a spec
+        acts as the person who submitted it."""
+        query = select(Experiment).where(Experiment.owner_id == owner_id)
+        if succeeded:
+            query = query.where(Experiment.status == Status.succeeded)
         if reference.isdigit():
+            if int(reference) > MAX_ROW_ID:  # names no row (and would overflow the column)
+                return None
             query = query.where(Experiment.id == int(reference))
         else:
             query = query.where(Experiment.name == reference)
@@ -76,6 +82,15 @@ class ExperimentRepository:
         """Top-level experiments a user submitted since a moment (rate limiting)."""
         query = select(func.count()).where(
             Experiment.owner_id == owner_id, Experiment.parent_id.is_(None), Experiment.created_at >= since
+        )
+        return self.session.scalar(query) or 0
+
+    def active_top_level(self, owner_id: int) -> int:
+        """A user's top-level experiments still queued or running (the per-user queue limit)."""
+        query = select(func.count()).where(
+            Experiment.owner_id == owner_id,
+            Experiment.parent_id.is_(None),
+            Experiment.status.in_([Status.queued, Status.running]),
         )
         return self.session.scalar(query) or 0
 
@@ -419,8 +434,10 @@ class DatasetRepository:
             return None
         return dataset
 
-    def get(self, dataset_id: int) -> Dataset | None:
-        return self.session.get(Dataset, dataset_id)
+    def owned(self, dataset_id: int, owner_id: int) -> Dataset | None:
+        """The data set if `owner_id` uploaded it (a spec's reference acts as its submitter)."""
+        dataset = self.session.get(Dataset, dataset_id)
+        return dataset if dataset is not None and dataset.owner_id == owner_id else None
 
     def list(self, owner_id: int | None) -> Sequence[Dataset]:
         query = select(Dataset).order_by(Dataset.id.desc())

@@ -33,8 +33,22 @@ class Settings(BaseSettings):
     cancel_poll_seconds: float = Field(default=0.5, gt=0, description="How often a run checks for cancel.")
     max_request_bytes: int = Field(default=100 * 1024 * 1024, description="Body size limit (413 above).")
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, description="Data-set upload limit (413 above).")
-    submit_rate_per_minute: int = Field(default=120, ge=1, description="Submissions per user per minute (429).")
-    max_running_per_user: int = Field(default=0, ge=0, description="Running experiments per user; 0: no limit.")
+    max_spec_bytes: int = Field(default=256 * 1024, ge=1024, description="Size limit of one spec (413 above).")
+    submit_rate_per_minute: int = Field(
+        default=120, ge=1, description="Submissions per user per minute, refused ones included (429)."
+    )
+    max_running_per_user: int = Field(
+        default=4, ge=0, description="Single runs of one user running at once (others wait); 0: no limit."
+    )
+    max_queued_per_user: int = Field(
+        default=100, ge=0, description="Top-level experiments of one user queued or running at once (429); 0: none."
+    )
+    high_priority_users: str = Field(
+        default="", description="Comma-separated user names allowed priority high (admins always are)."
+    )
+    default_time_limit_seconds: int = Field(
+        default=24 * 3600, ge=0, description="Time limit of a run whose spec sets none (0: none)."
+    )
     heartbeat_seconds: float = Field(default=3.0, gt=0, description="How often a running experiment renews its lease.")
     lease_seconds: float = Field(default=20.0, gt=0, description="A run whose lease is older is presumed lost.")
     checkpoint_seconds: float = Field(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
@@ -16,6 +17,7 @@ from core.artifacts import get_artifact_store
 from core.celery_app import TASK_RUN_EXPERIMENT, get_celery_app, send_run_experiment
 from core.db import session_scope
 from core.models import Status
+from core.references import unresolved
 from core.repositories import ExperimentRepository
 from core.settings import get_settings
 from ml.fanout import RunContext, planner_for
@@ -70,9 +72,17 @@ def _over_quota(experiment_id: int) -> bool:
         return repo.running_single_runs(experiment.owner_id) >= limit
 
 
-def _claim(experiment_id: int, worker: str) -> tuple[dict[str, Any] | None, str]:
-    """The spec if this worker now holds the run (and the owner's id and admin flag in it, as
-    `_owner`); else None and the state it is in."""
+@dataclass
+class Claim:
+    """A run this worker now holds: its stored spec, and who and what it belongs to."""
+
+    spec: dict[str, Any]
+    owner_id: int | None
+    parent_id: int | None
+
+
+def _claim(experiment_id: int, worker: str) -> tuple[Claim | None, str]:
+    """The claim if this worker now holds the run; else None and the state it is in."""
     with session_scope() as session:
         repo = ExperimentRepository(session)
         claimed = repo.claim(experiment_id, worker)
@@ -84,8 +94,28 @@ def _claim(experiment_id: int, worker: str) -> tuple[dict[str, Any] | None, str]
             if experiment.parent_id is not None:
                 advance_parent(experiment.parent_id)
             return None, experiment.status
-        owner = experiment.owner
-        return {**experiment.spec, "_owner": (experiment.owner_id, bool(owner and owner.is_admin))}, experiment.status
+        return Claim(dict(experiment.spec), experiment.owner_id, experiment.parent_id), experiment.status
+
+
+def reference_problem(claim: Claim) -> str | None:
+    """Why the stored spec may not run as its owner, or None. The API checked this at
+    submission; it is checked again here (one resolver for both), so a row written past the
+    API, or a data set's owner changed since, cannot make a run read someone else's objects."""
+    from ml.fanout import RunContext
+    from ml.search import study_name
+    from ml.spec.references import spec_references
+
+    found = spec_references(parse_spec(claim.spec))
+    if claim.parent_id is None and found.server_only:
+        return f"{', '.join(found.server_only)}: set by the server only"
+    trial = claim.spec.get("trial")
+    if trial and (claim.parent_id is None or trial.get("study") != study_name(RunContext(claim.parent_id))):
+        return "trial: not a trial of this experiment's search"
+    if claim.owner_id is None:
+        return "the experiment has no owner to resolve its references for" if found.references else None
+    with session_scope() as session:
+        problems = unresolved(session, claim.owner_id, found.references)
+    return "; ".join(f"{path}: {message}" for path, message in problems) or None
 
 
 @app.task(name=TASK_RUN_EXPERIMENT, bind=True)
@@ -96,27 +126,28 @@ def run_experiment(self: Task, experiment_id: int) -> str:
         raise self.retry(countdown=QUOTA_RETRY_SECONDS, max_retries=None)
     worker = worker_identity(str(self.request.hostname or "worker"))
     try:
-        spec, state = _claim(experiment_id, worker)
+        claim, state = _claim(experiment_id, worker)
     except OperationalError as exc:  # e.g. SQLite busy past its timeout: the row is untouched, retry
         log.warning("experiment %s: database busy at claim (%s); retrying", experiment_id, exc)
         raise self.retry(countdown=1, max_retries=None) from exc
-    if spec is None:
+    if claim is None:
         log.info("experiment %s not claimed (status %s)", experiment_id, state)
         return f"skipped: {state}"
-    owner_id, is_admin = spec.pop("_owner")
+    spec = claim.spec
     settings = get_settings()
     context = RunContext(
         experiment_id=experiment_id,
         optuna_storage=settings.optuna_storage,
-        load_weights=WeightsLoader(get_artifact_store(), owner_id, is_admin),
+        load_weights=WeightsLoader(get_artifact_store(), claim.owner_id),
     )
     try:
-        planner = planner_for(spec, context)
+        problem = reference_problem(claim)
+        planner = None if problem else planner_for(spec, context)
     except Exception as exc:  # a stored spec this version cannot read: fail it, never leave it running
         log.exception("experiment %s: spec not readable", experiment_id)
-        _finish(
-            experiment_id, Status.failed, worker=worker, error=f"the stored spec is not valid: {exc}", reason="invalid"
-        )
+        problem = f"the stored spec is not valid: {exc}"
+    if problem:
+        _finish(experiment_id, Status.failed, worker=worker, error=problem, reason="invalid")
         return "failed"
     if planner is not None:
         return start_fanout(experiment_id, parse_spec(spec), planner)
@@ -133,12 +164,19 @@ def run_experiment(self: Task, experiment_id: int) -> str:
         checkpoint_seconds=settings.checkpoint_seconds,
     )
     try:
-        return _run(experiment_id, spec, reporter, context, worker)
+        return _run(experiment_id, spec, reporter, context, worker, UploadResolver(reporter.store, claim.owner_id))
     finally:
         lease.stop()
 
 
-def _run(experiment_id: int, spec: dict[str, Any], reporter: DatabaseReporter, context: RunContext, worker: str) -> str:
+def _run(
+    experiment_id: int,
+    spec: dict[str, Any],
+    reporter: DatabaseReporter,
+    context: RunContext,
+    worker: str,
+    resolve_upload: UploadResolver,
+) -> str:
     from ml.errors import Cancelled, DataError, MLError, Pruned, TrainingDiverged
     from ml.run import run_experiment as run_spec
 
@@ -147,7 +185,7 @@ def _run(experiment_id: int, spec: dict[str, Any], reporter: DatabaseReporter, c
         return "failed"
 
     try:
-        summary = run_spec(spec, reporter, context=context, resolve_upload=UploadResolver(reporter.store))
+        summary = run_spec(spec, reporter, context=context, resolve_upload=resolve_upload)
     except Cancelled as exc:
         return _stopped(experiment_id, reporter, worker, str(exc))
     except Pruned as exc:

@@ -8,22 +8,23 @@ from typing import Any
 from core.artifacts import ArtifactStore
 from core.datasets import DatasetError, load_upload
 from core.db import session_scope
-from core.repositories import DatasetRepository, ExperimentRepository
+from core.references import resolve_dataset, resolve_experiment
 from ml.data import Dataset
 from ml.errors import DataError
 
 
 class UploadResolver:
-    """`dataset/<id>` -> an `ml.data.Dataset`, read from the database and the artifact store."""
+    """`dataset/<id>` -> an `ml.data.Dataset`, read from the database and the artifact store, if
+    the run's owner uploaded it."""
 
-    def __init__(self, store: ArtifactStore) -> None:
-        self.store = store
+    def __init__(self, store: ArtifactStore, owner_id: int | None) -> None:
+        self.store, self.owner_id = store, owner_id
 
     def __call__(self, dataset_id: str, data_spec: Any) -> Dataset:
         with session_scope() as session:
-            row = DatasetRepository(session).get(int(dataset_id))
+            row = resolve_dataset(session, self.owner_id, dataset_id) if self.owner_id is not None else None
             if row is None:
-                raise DataError(f"data set {dataset_id} no longer exists")
+                raise DataError(f"data set {dataset_id} not found")
             key, fmt = row.key, row.format
         try:
             table = load_upload(self.store.get(key), fmt, data_spec.target, data_spec.one_hot)
@@ -40,16 +41,17 @@ class UploadResolver:
 
 
 class WeightsLoader:
-    """`from_experiment` (an id or a name) -> that experiment's `model.pt`, if the run's owner
-    may see it (their own succeeded experiments; an admin's runs see everyone's)."""
+    """`from_experiment` (an id or a name) -> that experiment's `model.pt`, if it is one of the
+    run's owner's succeeded experiments (admins too start only from their own)."""
 
-    def __init__(self, store: ArtifactStore, owner_id: int | None, is_admin: bool) -> None:
-        self.store, self.owner_id, self.is_admin = store, owner_id, is_admin
+    def __init__(self, store: ArtifactStore, owner_id: int | None) -> None:
+        self.store, self.owner_id = store, owner_id
 
     def __call__(self, reference: str) -> bytes | None:
         with session_scope() as session:
-            owner = None if self.is_admin else self.owner_id
-            source = ExperimentRepository(session).latest_succeeded(str(reference), owner)
+            source = None
+            if self.owner_id is not None:
+                source = resolve_experiment(session, self.owner_id, str(reference), succeeded=True)
             if source is None:
                 raise DataError(f"no succeeded experiment {reference!r} of yours to start from")
             source_id = source.id

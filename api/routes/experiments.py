@@ -7,18 +7,22 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.deps import MAX_ID, CurrentUser, ExperimentDep, SessionDep
+from api.limits import AttemptWindow, read_limited
 from api.schemas import ArtifactRead, ExperimentList, ExperimentRead, MetricRead, errors
 from api.spec_body import read_document, validate_spec
 from core.artifacts import get_artifact_store
 from core.celery_app import send_run_experiment
 from core.models import FINAL_STATUSES, Experiment, Status, User, utcnow
-from core.repositories import ArtifactRepository, DatasetRepository, ExperimentRepository, MetricRepository
+from core.references import unresolved
+from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository
 from core.settings import get_settings
 from ml.spec import experiment_kind
+from ml.spec.references import SpecReferences, spec_references
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/experiments", tags=["experiments"], responses=errors(401, 404, 413, 422))
@@ -44,7 +48,7 @@ SPEC_BODY = {
             "model": ExperimentRead,
             "description": "The experiment an earlier request with the same Idempotency-Key created",
         },
-        **errors(400, 429),
+        **errors(400, 403, 415, 429),
     },
 )
 async def create_experiment(
@@ -56,14 +60,33 @@ async def create_experiment(
 ) -> ExperimentRead:
     """Validate a spec (JSON or YAML), store it and queue it. A repeated Idempotency-Key returns
     the experiment the first request created (200) instead of a second one."""
+    settings = get_settings()
+    raw = await read_limited(request, settings.max_spec_bytes)
+    content_type = request.headers.get("content-type", "")
+    # Parsing, validation and the database are blocking work: off the event loop, so one costly
+    # spec never stalls the other users' requests.
+    return await run_in_threadpool(_create, request, session, user, response, raw, content_type, idempotency_key)
+
+
+def _create(
+    request: Request,
+    session: Session,
+    user: User,
+    response: Response,
+    raw: bytes,
+    content_type: str,
+    idempotency_key: str | None,
+) -> ExperimentRead:
     repo = ExperimentRepository(session)
     if idempotency_key and (earlier := repo.by_idempotency_key(user.id, idempotency_key)):
         response.status_code = 200
         return ExperimentRead.of(earlier)
-    document = read_document(await request.body(), request.headers.get("content-type", ""))
-    spec = validate_spec(document)
-    _check_rate(repo, user)
-    dataset_id = _dataset_of(spec, session, user)
+    _check_rate(request, repo, user)  # charged before parsing: refused specs count too
+    spec = validate_spec(read_document(raw, content_type))
+    found = spec_references(spec)
+    _check_references(session, user, found)
+    _check_allowances(repo, user, spec)
+    datasets = found.datasets()
     try:
         experiment = repo.create(
             name=spec.name,
@@ -72,7 +95,7 @@ async def create_experiment(
             owner_id=user.id,
             priority=spec.priority,
             idempotency_key=idempotency_key,
-            dataset_id=dataset_id,
+            dataset_id=datasets[0] if datasets else None,
         )
         session.commit()
     except IntegrityError:  # the same key raced in from a retry: return the first one
@@ -97,9 +120,12 @@ def dispatch(session: Session, experiment: Experiment) -> None:
         log.exception("could not queue experiment %s", experiment.id)
 
 
-def _check_rate(repo: ExperimentRepository, user: User) -> None:
+def _check_rate(request: Request, repo: ExperimentRepository, user: User) -> None:
+    """At most N submission attempts a minute per user (this process counts refused ones too;
+    the database counts stored ones across API processes)."""
     limit = get_settings().submit_rate_per_minute
-    if repo.submitted_since(user.id, utcnow() - timedelta(minutes=1)) >= limit:
+    attempts: AttemptWindow = request.app.state.submissions
+    if not attempts.allow(user.id, limit) or repo.submitted_since(user.id, utcnow() - timedelta(minutes=1)) >= limit:
         raise HTTPException(
             429,
             detail=f"rate limit: at most {limit} submissions per minute per user",
@@ -107,20 +133,35 @@ def _check_rate(repo: ExperimentRepository, user: User) -> None:
         )
 
 
-def _dataset_of(spec: object, session: Session, user: User) -> int | None:
-    """The uploaded data set a spec uses, checked to exist and to be the user's (422 otherwise)."""
-    source = getattr(getattr(spec, "data", None), "source", "")
-    if not source.startswith("dataset/"):
-        return None
-    dataset_id = int(source.split("/", 1)[1])
-    if DatasetRepository(session).visible(dataset_id, user) is None:
+def _check_references(session: Session, user: User, found: SpecReferences) -> None:
+    """Every object the spec names, anywhere in its tree, must be the submitter's (422 naming
+    the path); fields only the server sets are refused."""
+    problems = [(path, f"{path} is set by the server only; leave it out") for path in found.server_only]
+    problems += unresolved(session, user.id, found.references)
+    if problems:
         raise HTTPException(
             422,
             detail=[
-                {"loc": ["body", "data", "source"], "msg": f"data set {dataset_id} not found", "type": "value_error"}
+                {"loc": ["body", *path.replace("[", ".").rstrip("]").split(".")], "msg": msg, "type": "value_error"}
+                for path, msg in problems
             ],
         )
-    return dataset_id
+
+
+def _check_allowances(repo: ExperimentRepository, user: User, spec: object) -> None:
+    """What a user may ask of a shared server: a priority above normal, and how many
+    experiments they have waiting or running."""
+    settings = get_settings()
+    allowed = {n.strip() for n in settings.high_priority_users.split(",") if n.strip()}
+    if getattr(spec, "priority", "normal") == "high" and not (user.is_admin or user.name in allowed):
+        raise HTTPException(403, detail="priority high is reserved for admins and the users they allow it")
+    limit = settings.max_queued_per_user
+    if limit and repo.active_top_level(user.id) >= limit:
+        raise HTTPException(
+            429,
+            detail=f"you already have {limit} experiments queued or running (the per-user limit); wait for some to end",
+            headers={"Retry-After": "60"},
+        )
 
 
 @router.get("", response_model=ExperimentList)

@@ -12,6 +12,11 @@ MAX_WIDTH = 4096
 MAX_LAYERS = 32
 MAX_BATCH_SIZE = 65536
 MAX_SAMPLES = 1_000_000
+# A network and a batch of its activations that fit a shared worker: dense weights between hidden
+# layers (x4 bytes, x4 with Adam's state: ~1.3 GB) and batch x hidden units (x4 bytes, x3 for
+# the pre-activations, activations and their gradients: ~800 MB).
+MAX_DENSE_WEIGHTS = 80_000_000
+MAX_ACTIVATIONS = 64 * 1024 * 1024
 
 
 def base_with_defaults(value: Any, info: Any) -> Any:

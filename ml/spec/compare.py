@@ -71,6 +71,9 @@ class CompareExperimentSpec(ExperimentHeader):
         spec["name"] = f"{self.name} [{variant.label}]"[:200]
         spec["seed"] = spec.get("seed", self.seed)
         try:
-            return TrainExperimentSpec.model_validate(spec).model_dump(mode="json")
+            child = TrainExperimentSpec.model_validate(spec)
         except Exception as exc:
             raise ValueError(f"variant {variant.label!r} is not a valid spec: {exc}") from exc
+        if child.data.split.folds:
+            raise ValueError(f"variant {variant.label!r}: a compare variant cannot itself fan out (data.split.folds)")
+        return child.model_dump(mode="json")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from ml.spec.base import StrictModel
 
@@ -23,8 +23,15 @@ BUILTIN_SOURCES = (
     "synthetic/ring",
     "synthetic/noisy_features",
 )
-# A source is one of BUILTIN_SOURCES or "dataset/<id>" (an upload).
-SOURCE_PATTERN = r"^(builtin/[a-z_]+|synthetic/[a-z_]+|dataset/[0-9]+)$"
+# A source is one of BUILTIN_SOURCES or "dataset/<id>" (an upload; ids are 32-bit).
+SOURCE_PATTERN = r"^(builtin/[a-z_]+|synthetic/[a-z_]+|dataset/[1-9][0-9]{0,9})$"
+MAX_DATASET_ID = 2**31 - 1
+# Generated tables are bounded before they are made: rows x columns (float64) of at most ~160 MB.
+MAX_GENERATED_CELLS = 20_000_000
+MAX_GENERATED_COLUMNS = 10_000
+# Options are a few scalars (generator keyword arguments), never nested data.
+OptionValue = bool | int | float | Annotated[str, StringConstraints(max_length=100)] | None
+OptionName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,63}$")]
 
 
 class SplitSpec(StrictModel):
@@ -69,9 +76,10 @@ class DataSpec(StrictModel):
         pattern=SOURCE_PATTERN,
         description="One of " + ", ".join(BUILTIN_SOURCES) + ", or dataset/<id> for an upload.",
     )
-    options: dict[str, Any] = Field(
+    options: dict[OptionName, OptionValue] = Field(
         default_factory=dict,
-        description="Generator options, e.g. n_samples, noise, positive_fraction, n_features.",
+        max_length=16,
+        description="Generator options (scalars), e.g. n_samples, noise, positive_fraction, n_features.",
     )
     target: str | None = Field(default=None, description="Target column of an uploaded CSV.")
     one_hot: bool = Field(default=False, description="One-hot encode the categorical columns of an uploaded CSV.")
@@ -101,9 +109,26 @@ class DataSpec(StrictModel):
             raise ValueError(
                 f"unknown data source {self.source!r}; allowed: " + ", ".join(BUILTIN_SOURCES) + ", dataset/<id>"
             )
+        if self.source.startswith("dataset/") and int(self.source.split("/", 1)[1]) > MAX_DATASET_ID:
+            raise ValueError(f"{self.source}: no data set has an id that large")
         n = self.options.get("n_samples")
         if n is not None and (not isinstance(n, int) or not 10 <= n <= 1_000_000):
             raise ValueError("options.n_samples must be an integer between 10 and 1000000")
+        self._check_generated_size()
         if self.classes is not None and (len(set(self.classes)) != len(self.classes) or min(self.classes) < 0):
             raise ValueError("data.classes must be distinct class numbers >= 0")
         return self
+
+    def _check_generated_size(self) -> None:
+        """A generator's table is bounded before it is made (generation cannot be interrupted)."""
+        widths = {k: v for k, v in self.options.items() if k in ("n_features", "n_informative", "n_noise")}
+        for key, value in widths.items():
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_GENERATED_COLUMNS:
+                raise ValueError(f"options.{key} must be an integer between 0 and {MAX_GENERATED_COLUMNS}")
+        count = {k: int(v or 0) for k, v in widths.items()}
+        columns = max(count.get("n_features", 0), count.get("n_informative", 0) + count.get("n_noise", 0))
+        rows = self.options.get("n_samples") or 5000  # the largest default row count of a generator
+        if isinstance(rows, int) and rows * columns > MAX_GENERATED_CELLS:
+            raise ValueError(
+                f"options: {rows} rows x {columns} columns is more than {MAX_GENERATED_CELLS} generated values"
+            )

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from ml.spec.base import ExperimentHeader
+from ml.spec.base import MAX_ACTIVATIONS, MAX_DENSE_WEIGHTS, ExperimentHeader
 from ml.spec.data import DataSpec
 from ml.spec.evaluate import EvaluateSpec
 from ml.spec.model import ModelSpec
@@ -32,3 +32,20 @@ class TrainExperimentSpec(ExperimentHeader):
         default=None, description="Transfer learning: start from another experiment's stored weights."
     )
     trial: TrialSpec | None = Field(default=None, description="Set by the server on a search trial.")
+
+    @model_validator(mode="after")
+    def _fits_a_worker(self) -> TrainExperimentSpec:
+        """The network and a batch of its activations are bounded before a worker allocates them."""
+        widths = self.model.hidden if self.model.type != "linear" else []
+        weights = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
+        if weights > MAX_DENSE_WEIGHTS:
+            raise ValueError(
+                f"model.hidden: {weights} weights between hidden layers; at most {MAX_DENSE_WEIGHTS} on a shared worker"
+            )
+        activations = self.train.batch_size * sum(widths)
+        if activations > MAX_ACTIVATIONS:
+            raise ValueError(
+                f"train.batch_size x hidden units is {activations}; at most {MAX_ACTIVATIONS} on a shared worker: "
+                "use a smaller batch or narrower layers"
+            )
+        return self

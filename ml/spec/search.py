@@ -23,6 +23,11 @@ MAX_GRID_POINTS = 100
 PATH_PATTERN = r"^[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*$"
 # Fields of the base that a search may not vary: the server sets them, or they name the run.
 FIXED_FIELDS = ("kind", "name", "trial", "description")
+# Paths that name another object: searched over listed choices only, never over a numeric range
+# (a range of ids would name every experiment in it).
+REFERENCE_PATHS = ("data", "data.source", "init", "init.from_experiment")
+# Spec validations a search's space may cost at submission (each choice is a whole base spec).
+MAX_SPACE_VALUES = 512
 MAXIMIZED = ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "fbeta")
 MAXIMIZED += ("roc_auc", "pr_auc", "iou", "r2")
 
@@ -156,6 +161,20 @@ def sample_values(param: FloatParam | IntParam | CategoricalParam) -> list[Any]:
     return list(param.choices) if isinstance(param, CategoricalParam) else [param.low, param.high]
 
 
+def in_space(param: FloatParam | IntParam | CategoricalParam, value: Any) -> bool:
+    """Whether a point's value is one the space allows: a listed choice, or a number in range.
+    Every such value already made a valid base spec when the space was checked (its ends or its
+    choices), so an enqueued point costs no spec validation of its own."""
+    if isinstance(param, CategoricalParam):
+        key = json.dumps(value, sort_keys=True)
+        return any(json.dumps(c, sort_keys=True) == key for c in param.choices)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(param, IntParam) and not float(value).is_integer():
+        return False
+    return param.low <= value <= param.high
+
+
 class SearchExperimentSpec(ExperimentHeader):
     """Find the hyperparameters of `base` that optimize a validation metric.
 
@@ -216,27 +235,35 @@ class SearchExperimentSpec(ExperimentHeader):
         hypergradient_train = self.method == "hypergradient" and isinstance(base, TrainExperimentSpec)
         if hypergradient_train and base.train.schedule.name != "constant":  # type: ignore[union-attr]
             raise ValueError("method hypergradient adapts the learning rate itself: use the constant schedule")
+        if sum(len(sample_values(p)) for p in self.space.values()) > MAX_SPACE_VALUES:
+            raise ValueError(f"space: at most {MAX_SPACE_VALUES} choices and range ends in all")
         for path, param in self.space.items():
+            if not isinstance(param, CategoricalParam) and path in REFERENCE_PATHS:
+                raise ValueError(f"space.{path}: a reference can only be searched over listed choices")
             self._check_path(path, sample_values(param))
         if self.enqueue and self.method == "grid":
             raise ValueError("enqueue does not combine with method grid (the grid fixes every point)")
-        for point in self.enqueue:
+        for i, point in enumerate(self.enqueue):
             unknown = set(point) - set(self.space)
             if unknown:
                 raise ValueError(f"enqueue: {sorted(unknown)} not in the space")
             for path, value in point.items():
-                self._check_path(path, [value])
+                if not in_space(self.space[path], value):
+                    raise ValueError(f"enqueue.{i}: {path} = {value!r} is outside the space")
         return self
 
     def _check_path(self, path: str, values: list[Any]) -> None:
         if path.split(".")[0] in FIXED_FIELDS:
             raise ValueError(f"space.{path}: {path.split('.')[0]} cannot be searched")
         model = type(self.base)
+        base = self.base_dict()
         for value in values:
-            child = copy.deepcopy(self.base_dict())
+            child = copy.deepcopy(base)
             try:
                 set_path(child, path, value)
-                model.model_validate(child)
+                validated = model.model_validate(child)
+                if isinstance(validated, TrainExperimentSpec) and validated.data.split.folds:
+                    raise ValueError("a search trial cannot itself fan out (data.split.folds)")
             except (ValueError, ValidationError) as exc:
                 detail = exc.errors()[0] if isinstance(exc, ValidationError) else {"msg": str(exc)}
                 where = ".".join(str(p) for p in detail.get("loc", ()))

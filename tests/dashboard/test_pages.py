@@ -12,10 +12,11 @@ from tests.cli.support import ROOT
 
 
 def anonymous(api_env: Path) -> TestClient:
-    """A browser with no token (the shared `client` fixture sends one)."""
+    """A browser on our own pages with no token yet (the shared `client` fixture sends one); like
+    a browser, it says which page a form or script request comes from (Origin)."""
     from api.main import create_app
 
-    return TestClient(create_app(), follow_redirects=False)
+    return TestClient(create_app(), follow_redirects=False, headers={"Origin": "http://testserver"})
 
 
 def test_pages_render_their_frame_with_filters_and_scripts(api_env: Path) -> None:
