@@ -16,6 +16,8 @@ import numpy as np
 
 MAX_CLASSES_FOR_CLASSIFICATION = 50
 MAX_COLUMNS = 10_000
+MAX_CELLS = 50_000_000  # values of one CSV (8 bytes each once parsed)
+BLOCK_BYTES = 16 * 1024 * 1024  # NPZ values checked a block at a time
 
 
 class DatasetError(ValueError):
@@ -36,23 +38,32 @@ class Table:
     rows: int = 0
 
 
-def _number(value: str) -> float | None:
-    try:
-        return float(value)
-    except ValueError:
-        return None
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Bounds on an NPZ (a zip archive) checked before anything is inflated."""
+
+    max_expanded_bytes: int = 1024**3
+    max_ratio: float = 100.0  # inflated / compressed size of one member (zip bombs reach ~1000)
+    max_members: int = 16
 
 
 def parse_csv(raw: bytes, allow_missing: bool = False) -> Table:
     """Parse a CSV with a header row. A column whose every value is a number is numeric; one
-    with no number at all is categorical; a mix is an error naming the first bad line."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"not a CSV: the file is not UTF-8 text (byte {exc.start})") from exc
-    if "\x00" in text[:4096]:
+    with no number at all is categorical; a mix is an error naming the first bad line.
+
+    Numbers go straight into one float array (8 bytes a cell); only text cells are kept as
+    strings, so a wide numeric table costs about its size in floats, not a Python string per cell.
+    """
+    if b"\x00" in raw[:4096]:
         raise DatasetError("not a CSV: the file looks binary")
-    reader = csv.reader(io.StringIO(text))
+    try:  # decoded as it is read: the text is never held whole beside the bytes
+        text = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", newline="")
+        return _parse_csv_text(csv.reader(text), allow_missing)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"not a CSV: the file is not UTF-8 text ({exc.reason})") from exc
+
+
+def _parse_csv_text(reader: Any, allow_missing: bool) -> Table:
     header = next(reader, None)
     if not header or not any(h.strip() for h in header):
         raise DatasetError("not a CSV: the first line must be a header with the column names")
@@ -61,61 +72,173 @@ def parse_csv(raw: bytes, allow_missing: bool = False) -> Table:
         raise DatasetError(f"too many columns ({len(columns)} > {MAX_COLUMNS})", 413)
     if len(set(columns)) != len(columns) or "" in columns:
         raise DatasetError("the header has empty or repeated column names")
-    cells: list[list[str]] = []
-    for line_no, row in enumerate(reader, start=2):
-        if not row:
-            continue
-        if len(row) != len(columns):
-            raise DatasetError(f"line {line_no}: {len(row)} values, but the header has {len(columns)} columns")
-        cells.append([c.strip() for c in row])
-    if not cells:
-        raise DatasetError("the CSV has a header but no data rows")
-    table = Table(columns=columns, rows=len(cells))
+    values, texts, lines = _read_cells(reader, len(columns))
+    table = Table(columns=columns, rows=len(values))
     for j, name in enumerate(columns):
-        _parse_column(table, name, [r[j] for r in cells], allow_missing)
+        _parse_column(table, name, values[:, j], texts.get(j, {}), lines, allow_missing)
     return table
 
 
-def _parse_column(table: Table, name: str, values: list[str], allow_missing: bool) -> None:
-    numbers = [_number(v) if v else None for v in values]
-    present = [i for i, v in enumerate(values) if v]
-    missing = len(values) - len(present)
+def _read_cells(reader: Any, width: int) -> tuple[np.ndarray, dict[int, dict[int, str]], list[int]]:
+    """All data rows: numbers in a float array (nan where a cell is empty or text), the text
+    cells by column and row, and each row's line number."""
+    values = np.empty((1024, width), dtype=np.float64)
+    texts: dict[int, dict[int, str]] = {}
+    lines: list[int] = []
+    for line_no, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) != width:
+            raise DatasetError(f"line {line_no}: {len(row)} values, but the header has {width} columns")
+        i = len(lines)
+        if i == len(values):
+            if (i * 2) * width > MAX_CELLS:
+                raise DatasetError(f"too many values (more than {MAX_CELLS} cells)", 413)
+            values = np.resize(values, (i * 2, width))
+        lines.append(line_no)
+        cells = [c.strip() for c in row]
+        try:
+            values[i] = cells
+        except ValueError:  # empty or text cells in this row: one by one
+            for j, cell in enumerate(cells):
+                number = _number(cell) if cell else None
+                values[i, j] = np.nan if number is None else number
+                if cell and number is None:
+                    texts.setdefault(j, {})[i] = cell
+    if not lines:
+        raise DatasetError("the CSV has a header but no data rows")
+    return values[: len(lines)], texts, lines
+
+
+def _number(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _parse_column(
+    table: Table, name: str, numbers: np.ndarray, texts: dict[int, str], lines: list[int], allow_missing: bool
+) -> None:
+    empty = np.isnan(numbers)
+    if texts:
+        empty[list(texts)] = False
+    missing = int(empty.sum())
     if missing and not allow_missing:
-        first = values.index("") + 2
+        first = lines[int(np.argmax(empty))]
         raise DatasetError(
             f"column {name!r}: missing value on line {first} ({missing} in all); upload with "
             "allow_missing=true and add an {step: impute} preprocessing step"
         )
-    numeric = [i for i in present if numbers[i] is not None]
-    if numeric and len(numeric) < len(present):
-        bad = next(i for i in present if numbers[i] is None)
-        raise DatasetError(f"line {bad + 2}, column {name!r}: {values[bad]!r} is not a number (the column is numeric)")
-    if numeric or not present:
-        table.numeric[name] = np.array([np.nan if n is None else n for n in numbers], dtype=np.float64)
+    present = len(numbers) - missing
+    if texts and len(texts) < present:
+        bad = min(texts)
+        raise DatasetError(
+            f"line {lines[bad]}, column {name!r}: {texts[bad]!r} is not a number (the column is numeric)"
+        )
+    if texts:
+        table.categorical[name] = [texts.get(i, "") for i in range(len(numbers))]
     else:
-        table.categorical[name] = values
+        table.numeric[name] = numbers.copy()
 
 
-def parse_npz(raw: bytes) -> dict[str, np.ndarray]:
-    """An NPZ with arrays X (rows first; images as N x H x W or N x C x H x W) and y."""
+def _check_archive(raw: bytes, limits: ArchiveLimits) -> zipfile.ZipFile:
+    """Open an NPZ's zip directory and refuse it before inflating anything if it would expand
+    past the limits (a zip bomb) or holds too many members."""
     try:
-        archive = np.load(io.BytesIO(raw), allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise DatasetError(f"not an NPZ file: {exc}") from exc
-    missing = {"X", "y"} - set(archive.files)
+    infos = archive.infolist()
+    if len(infos) > limits.max_members:
+        raise DatasetError(f"the NPZ holds {len(infos)} arrays; at most {limits.max_members}", 413)
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_expanded_bytes:
+        raise DatasetError(f"the NPZ inflates to {total} bytes; the limit is {limits.max_expanded_bytes}", 413)
+    for info in infos:
+        if info.file_size > 1024**2 and info.file_size > limits.max_ratio * max(1, info.compress_size):
+            ratio = info.file_size / max(1, info.compress_size)
+            raise DatasetError(
+                f"{info.filename}: compressed {ratio:.0f}:1, more than the allowed {limits.max_ratio:g}:1 "
+                "(a data set is not that repetitive; a zip bomb is)",
+                413,
+            )
+    return archive
+
+
+def _array_header(archive: zipfile.ZipFile, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset of one .npy member, checked against the member's size (a
+    forged header must not make numpy allocate what the file does not hold)."""
+    info = archive.getinfo(f"{name}.npy")
+    with archive.open(info) as member:
+        try:
+            major, _ = np.lib.format.read_magic(member)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(member)
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise DatasetError(f"{name}.npy is not a numpy array: {exc}") from exc
+        offset = member.tell()
+    if dtype.hasobject:
+        raise DatasetError(f"the NPZ arrays must be numeric (no pickled objects): {name} holds objects")
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if expected != info.file_size - offset:
+        raise DatasetError(
+            f"{name}.npy: its header says shape {tuple(shape)} ({expected} bytes) "
+            f"but it holds {info.file_size - offset} bytes"
+        )
+    return tuple(shape), dtype, offset
+
+
+def parse_npz(raw: bytes, limits: ArchiveLimits | None = None) -> dict[str, np.ndarray]:
+    """An NPZ with arrays X (rows first; images as N x H x W or N x C x H x W) and y, checked
+    within `limits` before it is inflated."""
+    archive = _check_archive(raw, limits or ArchiveLimits())
+    names = {n.removesuffix(".npy") for n in archive.namelist()}
+    missing = {"X", "y"} - names
     if missing:
         raise DatasetError(f"the NPZ needs arrays X and y; missing: {', '.join(sorted(missing))}")
+    for name in ("X", "y"):
+        _array_header(archive, name)
     try:
-        X, y = archive["X"], archive["y"]
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise DatasetError(f"the NPZ arrays must be numeric (no pickled objects): {exc}") from exc
-    if X.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
-        raise DatasetError(f"X and y must be numeric arrays (got {X.dtype} and {y.dtype})")
-    if X.ndim < 2 or y.ndim != 1 or len(X) != len(y):
-        raise DatasetError(f"X must have rows first and y one value per row (X {X.shape}, y {y.shape})")
+        arrays = np.load(io.BytesIO(raw), allow_pickle=False)
+        X, y = arrays["X"], arrays["y"]
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f"not an NPZ file: {exc}") from exc
+    _check_arrays(X.shape, X.dtype, y)
     if not np.isfinite(X).all():
         raise DatasetError("X has missing or infinite values")
     return {"X": X, "y": y}
+
+
+def _check_arrays(x_shape: tuple[int, ...], x_dtype: np.dtype, y: np.ndarray) -> None:
+    if x_dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+        raise DatasetError(f"X and y must be numeric arrays (got {x_dtype} and {y.dtype})")
+    if len(x_shape) < 2 or y.ndim != 1 or x_shape[0] != len(y):
+        raise DatasetError(f"X must have rows first and y one value per row (X {x_shape}, y {y.shape})")
+
+
+def inspect_npz(raw: bytes, limits: ArchiveLimits) -> tuple[tuple[int, ...], np.ndarray]:
+    """X's shape and y, checked as `parse_npz` does but without holding X: its values are
+    checked for finiteness a block at a time, so the API's memory stays bounded whatever X's size."""
+    archive = _check_archive(raw, limits)
+    if {"X.npy", "y.npy"} - set(archive.namelist()):
+        missing = sorted({"X", "y"} - {n.removesuffix(".npy") for n in archive.namelist()})
+        raise DatasetError(f"the NPZ needs arrays X and y; missing: {', '.join(missing)}")
+    shape, dtype, offset = _array_header(archive, "X")
+    _array_header(archive, "y")
+    try:
+        y = np.load(io.BytesIO(archive.read("y.npy")), allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"y.npy is not a numpy array: {exc}") from exc
+    _check_arrays(shape, dtype, y)
+    if dtype.kind == "f":
+        block = max(1, BLOCK_BYTES // dtype.itemsize) * dtype.itemsize
+        with archive.open("X.npy") as member:
+            member.read(offset)
+            while chunk := member.read(block):
+                if not np.isfinite(np.frombuffer(chunk, dtype=dtype)).all():
+                    raise DatasetError("X has missing or infinite values")
+    return shape, y
 
 
 def class_counts(y: np.ndarray) -> dict[str, int] | None:
@@ -127,18 +250,15 @@ def class_counts(y: np.ndarray) -> dict[str, int] | None:
     return {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
 
 
-def describe(raw: bytes, fmt: str, target: str | None, allow_missing: bool) -> dict[str, Any]:
+def describe(
+    raw: bytes, fmt: str, target: str | None, allow_missing: bool, limits: ArchiveLimits | None = None
+) -> dict[str, Any]:
     """Check an upload and describe it (shape, columns, class counts). Raises DatasetError."""
     if fmt == "npz":
-        arrays = parse_npz(raw)
-        counts = class_counts(arrays["y"])
+        shape, y = inspect_npz(raw, limits or ArchiveLimits())
+        counts = class_counts(y)
         _check_classes(counts)
-        return {
-            "format": "npz",
-            "rows": int(len(arrays["y"])),
-            "shape": list(arrays["X"].shape),
-            "class_counts": counts,
-        }
+        return {"format": "npz", "rows": int(len(y)), "shape": list(shape), "class_counts": counts}
     table = parse_csv(raw, allow_missing)
     info: dict[str, Any] = {
         "format": "csv",

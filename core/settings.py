@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     cancel_poll_seconds: float = Field(default=0.5, gt=0, description="How often a run checks for cancel.")
     max_request_bytes: int = Field(default=100 * 1024 * 1024, description="Body size limit (413 above).")
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, description="Data-set upload limit (413 above).")
+    max_upload_expanded_bytes: int = Field(
+        default=1024**3, ge=1, description="An NPZ upload may inflate to at most this many bytes (413 above)."
+    )
+    max_upload_ratio: float = Field(
+        default=100.0, gt=1, description="Largest inflated/compressed ratio of an NPZ member (zip bombs: ~1000)."
+    )
     max_spec_bytes: int = Field(default=256 * 1024, ge=1024, description="Size limit of one spec (413 above).")
     submit_rate_per_minute: int = Field(
         default=120, ge=1, description="Submissions per user per minute, refused ones included (429)."

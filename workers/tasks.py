@@ -159,7 +159,7 @@ def run_experiment(self: Task, experiment_id: int) -> str:
         get_artifact_store(),
         settings.cancel_poll_seconds,
         worker=worker,
-        time_limit=spec.get("time_limit_seconds"),
+        time_limit=spec.get("time_limit_seconds") or settings.default_time_limit_seconds or None,
         lease=lease,
         checkpoint_seconds=settings.checkpoint_seconds,
     )

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from api.deps import CurrentUser, DatasetId, SessionDep
+from api.limits import BodyTooLarge
 from api.schemas import errors
+from api.spec_body import validation_detail
 from core.artifacts import get_artifact_store
-from core.datasets import DatasetError, describe
-from core.models import Dataset
+from core.datasets import ArchiveLimits, DatasetError, describe
+from core.models import Dataset, User
 from core.repositories import DatasetRepository
 from core.settings import get_settings
 
@@ -33,17 +38,6 @@ class DatasetRead(BaseModel):
     created_at: datetime
 
 
-async def _read_limited(upload: UploadFile, limit: int) -> bytes:
-    """Read the upload in chunks, refusing (413) as soon as it passes the limit."""
-    parts, size = [], 0
-    while chunk := await upload.read(CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, detail=f"the file is larger than the upload limit of {limit} bytes")
-        parts.append(chunk)
-    return b"".join(parts)
-
-
 def _format_of(filename: str, head: bytes) -> str:
     if filename.lower().endswith(".npz") or head.startswith(b"PK\x03\x04"):
         return "npz"
@@ -52,28 +46,86 @@ def _format_of(filename: str, head: bytes) -> str:
     raise HTTPException(400, detail=f"{filename!r}: upload a CSV (.csv) or an NPZ (.npz) file")
 
 
-@router.post("", status_code=201, response_model=DatasetRead)
-async def upload_dataset(
-    session: SessionDep,
-    user: CurrentUser,
-    file: Annotated[UploadFile, File(description="A CSV with a header row, or an NPZ with arrays X and y.")],
-    name: Annotated[str | None, Form(max_length=255)] = None,
-    target: Annotated[str | None, Form(max_length=255, description="CSV: the column to predict.")] = None,
-    allow_missing: Annotated[bool, Form(description="Accept empty CSV cells (impute them later).")] = False,
-) -> Dataset:
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "A CSV with a header row, or an NPZ with arrays X and y.",
+                        },
+                        "name": {"type": "string", "maxLength": 255},
+                        "target": {"type": "string", "maxLength": 255, "description": "CSV: the column to predict."},
+                        "allow_missing": {
+                            "type": "boolean",
+                            "description": "Accept empty CSV cells (impute them later).",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+class UploadForm(BaseModel):
+    """The text fields of an upload form."""
+
+    name: str | None = Field(default=None, max_length=255)
+    target: str | None = Field(default=None, max_length=255)
+    allow_missing: bool = False
+
+
+@router.post("", status_code=201, response_model=DatasetRead, openapi_extra=UPLOAD_BODY)
+async def upload_dataset(request: Request, session: SessionDep, user: CurrentUser) -> Dataset:
     """Upload a data set; a spec then uses it as `data.source: dataset/<id>`."""
-    settings = get_settings()
-    raw = await _read_limited(file, settings.max_upload_bytes)
-    fmt = _format_of(file.filename or "", raw[:4])
+    # The user is known before the body is read (an anonymous upload is refused unread); the
+    # form's file part spools to disk as it streams in, under the request size limit.
     try:
-        info = describe(raw, fmt, target, allow_missing)
+        form = await request.form(max_files=1, max_fields=8)
+    except (HTTPException, BodyTooLarge):  # BodyTooLarge: the size limit answers 413
+        raise
+    except Exception as exc:  # a malformed multipart body
+        raise HTTPException(400, detail=f"malformed upload form: {exc}") from exc
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, StarletteUpload):
+            raise HTTPException(422, detail=[{"loc": ["body", "file"], "msg": "a file is required", "type": "missing"}])
+        fields = _form_fields(form)
+        return await run_in_threadpool(_store_upload, session, user, upload, fields)
+    finally:
+        await form.close()
+
+
+def _form_fields(form: Any) -> UploadForm:
+    values = {k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
+    try:
+        return UploadForm.model_validate(values)
+    except ValidationError as exc:
+        raise HTTPException(422, detail=validation_detail(exc)) from exc
+
+
+def _store_upload(session: Session, user: User, upload: StarletteUpload, form: UploadForm) -> Dataset:
+    """Read, check and store one upload (in a worker thread: parsing is CPU work)."""
+    settings = get_settings()
+    raw = _read_limited(upload, settings.max_upload_bytes)
+    fmt = _format_of(upload.filename or "", raw[:4])
+    limits = ArchiveLimits(settings.max_upload_expanded_bytes, settings.max_upload_ratio)
+    try:
+        info = describe(raw, fmt, form.target, form.allow_missing, limits)
     except DatasetError as exc:
         raise HTTPException(exc.status, detail=str(exc)) from exc
     repo = DatasetRepository(session)
     dataset = repo.add(
         Dataset(
             owner_id=user.id,
-            name=(name or file.filename or f"upload.{fmt}")[:255],
+            name=(form.name or upload.filename or f"upload.{fmt}")[:255],
             format=fmt,
             key="",
             sha256=hashlib.sha256(raw).hexdigest(),
@@ -86,6 +138,18 @@ async def upload_dataset(
     store.put(dataset.key, raw)
     session.commit()
     return dataset
+
+
+def _read_limited(upload: StarletteUpload, limit: int) -> bytes:
+    """Read the spooled upload in chunks, refusing (413) as soon as it passes the limit."""
+    parts, size = [], 0
+    upload.file.seek(0)
+    while chunk := upload.file.read(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, detail=f"the file is larger than the upload limit of {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 @router.get("", response_model=list[DatasetRead])
