@@ -3,6 +3,7 @@ worker write at the same time."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -27,9 +28,18 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            _owner_only(url)
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _owner_only(url: str) -> None:
+    """The SQLite file (tokens' hashes, everyone's specs) readable by the service's user only;
+    SQLite gives its -wal and -shm files the same mode."""
+    path = url.removeprefix("sqlite:///")
+    if path and path != url and os.path.exists(path):
+        os.chmod(path, 0o600)
 
 
 @lru_cache
@@ -37,7 +47,7 @@ def get_engine() -> Engine:
     """The process-wide engine for the configured database."""
     settings = get_settings()
     if settings.resolved_database_url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.ensure_data_dir()
     return make_engine(settings.resolved_database_url)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -96,6 +97,14 @@ class Settings(BaseSettings):
         if url.startswith("postgresql"):
             return url
         return f"journal:{(self.data_dir / 'optuna-journal.log').resolve()}"
+
+    def ensure_data_dir(self) -> Path:
+        """The data directory, readable by the service's user only (it holds the database, the
+        broker's messages and everyone's artifacts)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(OSError):  # a folder another account owns keeps its mode
+            self.data_dir.chmod(0o700)
+        return self.data_dir
 
     def threads_per_worker_process(self) -> int:
         """Torch threads per worker process, so processes x threads never exceeds the cores."""

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from trainlab.render import SafeConsole
 
 users_app = typer.Typer(help="Users of the server (run on the server).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (run on the server).", no_args_is_help=True)
-console = Console()
+console = SafeConsole()
 
 
 def config_path() -> Path:

@@ -11,12 +11,12 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 
 from trainlab import admin, commands
+from trainlab.render import SafeConsole
 
 app = typer.Typer(help="trainlab: a REST training service for shared deep-learning lab servers.", no_args_is_help=True)
-console = Console()
+console = SafeConsole()
 
 # Experiments and datasets, on the Python client (trainlab/commands.py).
 app.command()(commands.submit)
@@ -41,7 +41,7 @@ def migrate() -> None:
     from core.settings import get_settings
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.ensure_data_dir()
     upgrade_database()
     console.print(f"database at head: {_redact(settings.resolved_database_url)}")
 

@@ -13,17 +13,18 @@ from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
-from rich.console import Console
+from rich.text import Text
 
 from trainlab import render
 from trainlab.client import AuthError, Client, TrainlabError, load_spec
 from trainlab.config import config_path
 from trainlab.models import Experiment
 from trainlab.overrides import OverrideError, apply_overrides
+from trainlab.render import SafeConsole
 from trainlab.watch import follow
 
-console = Console()
-err = Console(stderr=True)
+console = SafeConsole()
+err = SafeConsole(stderr=True)
 
 UrlOpt = Annotated[str | None, typer.Option("--url", help="Server URL [default: $TRAINLAB_URL, config file].")]
 TokenOpt = Annotated[str | None, typer.Option("--token", help="API token [default: $TRAINLAB_TOKEN, config file].")]
@@ -33,7 +34,7 @@ STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
+    err.print(Text.assemble(("error:", "red"), f" {message}"), soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -63,8 +64,7 @@ def print_json(data: Any) -> None:
 
 
 def print_result(exp: Experiment) -> None:
-    style = render.STATUS_STYLE.get(exp.status, "white")
-    console.print(f"experiment {exp.id} [{style}]{exp.status}[/{style}]", highlight=False)
+    console.print(Text.assemble(f"experiment {exp.id} ", render.status_text(exp.status)), highlight=False)
     if exp.error:
         console.print(f"  error: {exp.error}", soft_wrap=True, highlight=False)
     if exp.test_metrics:

@@ -6,10 +6,12 @@ The comparison itself (`compare_rows`) is plain data, so `--json` and the tables
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -18,6 +20,33 @@ from trainlab.models import Experiment, ExperimentBrief, MetricRows
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "queued": "white"}
 # Scalars of a summary worth comparing, besides its test and validation metrics.
 SUMMARY_SCALARS = ("final_loss", "relative_l2_error", "epochs_run", "best_epoch", "parameters", "training_seconds")
+
+
+# C0 controls but tab and newline, DEL and C1 controls: ESC sequences could clear or retitle the
+# terminal, move the cursor or forge a hyperlink.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """User text as inert characters: control characters shown as visible escapes."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class SafeConsole(Console):
+    """A rich console for text that other people wrote (experiment names, errors, labels): no
+    markup is interpreted in printed strings, and no control character reaches the terminal
+    whatever renderable carries it (tables, Text, progress bars)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("markup", False)
+        super().__init__(**kwargs)
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control is None and CONTROL.search(segment.text):
+                yield Segment(clean(segment.text), segment.style)
+            else:
+                yield segment
 
 
 def _is_number(value: Any) -> bool:

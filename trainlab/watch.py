@@ -54,7 +54,7 @@ def follow(client: Client, experiment: Experiment, console: Console, poll: float
         TextColumn("[bold]#{task.fields[id]}[/bold] {task.fields[status]}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
+        TextColumn("{task.fields[detail]}", markup=False),
         TimeElapsedColumn(),
         console=console,
     ) as progress:
