@@ -33,6 +33,7 @@ def create_app() -> FastAPI:
     app.include_router(datasets.router, prefix=API_PREFIX)
     app.include_router(monitoring.router)
     app.include_router(dashboard.router)
+    get_settings().ensure_data_dir()
     app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_request_bytes)
     app.state.submissions = AttemptWindow()
 
