@@ -15,6 +15,7 @@ from tests.conftest import make_user
 
 CSV = b"a,b,c,label\n" + b"".join(f"{i},{i % 7},{i % 3},{i % 2}\n".encode() for i in range(60))
 TRAIN = {"name": "t", "data": {"source": "builtin/iris"}, "train": {"epochs": 1}}
+MEMBER = {"method": "disjoint", "index": 0, "of": 2}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -111,7 +112,7 @@ def test_a_missing_and_a_foreign_data_set_read_the_same(client: TestClient, lab:
     [
         ({**TRAIN, "trial": {"study": "trainlab-search-1", "number": 9}}, "trial"),
         ({**TRAIN, "data": {"source": "builtin/iris", "split": {"folds": 5, "fold": 1}}}, "fold"),
-        ({**TRAIN, "data": {"source": "builtin/iris", "sample": {"method": "disjoint", "index": 0, "of": 2}}}, "sample"),
+        ({**TRAIN, "data": {"source": "builtin/iris", "sample": MEMBER}}, "sample"),
         ({"name": "c", "kind": "compare", "base": TRAIN, "variants": [
             {"label": "a", "set": {}}, {"label": "b", "set": {"trial.study": "trainlab-search-1", "trial.number": 1}}]},
          "trial"),
