@@ -248,3 +248,18 @@ def test_datasets_upload_and_list(cli: Cli, tmp_path: Path) -> None:
     bad.write_text("a,b\n1\n")
     refused = cli("datasets", "upload", str(bad), "--target", "b")
     assert refused.returncode == 2 and refused.stderr.strip()
+
+
+def test_other_peoples_text_is_printed_inertly(cli: Cli) -> None:
+    """A name with Rich markup, a terminal escape and a forged link is shown as typed."""
+    name = "x [/oops] y \x1b[2J [link=http://evil.example]z[/link] [bold]b\x07"
+    headers = {"Authorization": f"Bearer {cli.token}"} if cli.token else {}
+    spec = {**fast_spec(name), "train": {"epochs": 1, "batch_size": 32}}
+    created = httpx.post(f"{cli.service.url}/api/v1/experiments", json=spec, headers=headers, timeout=30)
+    assert created.status_code == 201, created.text
+    for args in (("list", "--limit", "5"), ("show", str(created.json()["id"]))):
+        done = cli(*args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "[/oops]" in done.stdout and "[link=http://evil.example]" in done.stdout, done.stdout
+        assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+        assert "\\x1b[2J" in done.stdout

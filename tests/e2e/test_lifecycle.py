@@ -151,9 +151,7 @@ def test_transfer_from_own_experiment_only(embedded) -> None:
     assert mine["status"] == "succeeded", mine["error"]
     assert str(mine["summary"]["init"]["from_experiment"]) in ("pre", str(source["id"]))
     other = httpx.Client(base_url=embedded.url, headers={"Authorization": f"Bearer {embedded.create_user('eve')}"})
-    theirs = other.post("/api/v1/experiments", json={**finetune, "init": {"from_experiment": source["id"]}}).json()
-    deadline = time.monotonic() + 60
-    while (final := other.get(f"/api/v1/experiments/{theirs['id']}").json())["status"] not in ("succeeded", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
-    assert final["status"] == "failed" and "no succeeded experiment" in final["error"]
+    for reference in (source["id"], "pre"):  # by id or by name: refused at submission, nothing stored
+        theirs = other.post("/api/v1/experiments", json={**finetune, "init": {"from_experiment": reference}})
+        assert theirs.status_code == 422 and "of yours" in theirs.text
+    assert other.get("/api/v1/experiments").json()["total"] == 0
