@@ -17,7 +17,7 @@ from fastapi import HTTPException
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from ml.spec import parse_spec
+from ml.spec import SpecVersionError, parse_spec
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 JSON_TYPES = ("application/json",)
@@ -152,3 +152,7 @@ def validate_spec(document: Any) -> Any:
         return parse_spec(document)
     except ValidationError as exc:
         raise HTTPException(422, detail=validation_detail(exc)) from exc
+    except SpecVersionError as exc:
+        raise HTTPException(
+            422, detail=[{"loc": ["body", "spec_version"], "msg": str(exc), "type": "value_error"}]
+        ) from exc

@@ -23,6 +23,7 @@ from ml.spec.search import AnalyticExperimentSpec, SearchExperimentSpec
 from ml.spec.training import EarlyStoppingSpec, OptimizerSpec, TrainSpec
 from ml.spec.transfer import InitSpec
 from ml.spec.trial import HypergradientSpec, PrunerSpec, TrialSpec
+from ml.spec.versions import SPEC_VERSION, SpecVersionError, upgrade_spec
 
 AnySpec = (
     TrainExperimentSpec | PinnExperimentSpec | SearchExperimentSpec | AnalyticExperimentSpec | EnsembleExperimentSpec
@@ -36,11 +37,16 @@ _ADAPTER: TypeAdapter[Any] = TypeAdapter(ExperimentSpec)
 def parse_spec(data: Any) -> AnySpec:
     """Validate a spec dict (``kind`` defaults to ``train``).
 
+    Older spec versions are upgraded first (`ml.spec.versions`).
+
     Raises:
         pydantic.ValidationError: with the path and the allowed values of each bad field.
+        SpecVersionError: a spec version this code cannot read.
     """
-    if isinstance(data, dict) and "kind" not in data:
-        data = {**data, "kind": "train"}
+    if isinstance(data, dict):
+        data = upgrade_spec(data)
+        if "kind" not in data:
+            data = {**data, "kind": "train"}
     return _ADAPTER.validate_python(data)
 
 
@@ -75,7 +81,9 @@ __all__ = [
     "PreprocessStep",
     "PrunerSpec",
     "SampleSpec",
+    "SPEC_VERSION",
     "SearchExperimentSpec",
+    "SpecVersionError",
     "SplitSpec",
     "StrictModel",
     "TrainExperimentSpec",

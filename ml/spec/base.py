@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ml.spec.versions import SPEC_VERSION
+
 # Bounds that keep one spec from exhausting a shared server (each violation is a 422 naming it).
 MAX_EPOCHS = 5000
 MAX_WIDTH = 4096
@@ -36,6 +38,12 @@ class StrictModel(BaseModel):
 class ExperimentHeader(StrictModel):
     """Fields every experiment kind carries."""
 
+    spec_version: int = Field(
+        default=SPEC_VERSION,
+        ge=1,
+        le=SPEC_VERSION,
+        description="The spec language version it is written in; older ones are upgraded when read.",
+    )
     name: str = Field(min_length=1, max_length=200, description="A label for people; not unique.")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seeds data, splits and weights.")
     description: str | None = Field(default=None, max_length=5000)
