@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     worker_concurrency: int = Field(default=1, ge=1, description="Experiments one worker runs at once.")
+    worker_memory_mb: int = Field(
+        default=0, ge=0, description="Data memory of one run process (MemoryError above: the run fails); 0: none."
+    )
     worker_queues: str = Field(default="trainlab", description="Comma-separated queues a worker consumes.")
     torch_threads: int | None = Field(default=None, ge=1, description="Default: cores / concurrency.")
     cancel_poll_seconds: float = Field(default=0.5, gt=0, description="How often a run checks for cancel.")
