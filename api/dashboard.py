@@ -18,7 +18,7 @@ STATIC = HERE / "static"
 TOKEN_COOKIE = "trainlab_token"
 TOKEN_PREFIX = "tl_"
 COOKIE_MAX_AGE = 30 * 24 * 3600
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
 KINDS = ("train", "kfold", "pinn", "compare", "search", "ensemble")
 MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}
 

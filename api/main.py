@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +13,8 @@ from fastapi.routing import APIRoute
 from api import dashboard
 from api.limits import AttemptWindow, BodySizeLimit
 from api.routes import datasets, experiments, monitoring, system
+from core.db import get_engine
+from core.migrate import require_current_schema
 from core.settings import get_settings
 from ml.spec import spec_json_schema
 
@@ -21,9 +25,17 @@ CSP = (
 )
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Serve only a database at this code's schema (`trainlab migrate` upgrades it)."""
+    require_current_schema(get_engine())
+    yield
+
+
 def create_app() -> FastAPI:
     """Build the app with its routes under /api/v1 and OpenAPI docs at /docs."""
     app = FastAPI(
+        lifespan=_lifespan,
         title="trainlab",
         version="0.1.0",
         description="A REST training service for shared deep-learning lab servers.",

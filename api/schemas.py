@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.models import Experiment
 from core.repositories import durations
@@ -35,7 +35,8 @@ class ExperimentRead(ExperimentBrief):
     error: str | None
     error_reason: str | None
     cancel_requested: bool
-    attempts: int
+    attempts: int = Field(description="Runs started (a graceful hand-over to another worker starts one more).")
+    losses: int = Field(default=0, description="Runs lost (worker killed, infrastructure failure), up to max_attempts.")
     worker: str | None
     timings: Timings
     children: list[ExperimentBrief]
@@ -51,6 +52,7 @@ class ExperimentRead(ExperimentBrief):
             error_reason=experiment.error_reason,
             cancel_requested=experiment.cancel_requested,
             attempts=experiment.attempts,
+            losses=experiment.losses,
             worker=experiment.worker,
             timings=Timings(**durations(experiment)),
             children=[ExperimentBrief.model_validate(c) for c in experiment.children],
@@ -83,10 +85,23 @@ class ArtifactRead(BaseModel):
     url: str
 
 
+class WorkersHealth(BaseModel):
+    """Workers seen alive: each one's reconciler writes a heartbeat every `reconcile_seconds`."""
+
+    alive: int
+    names: list[str]
+    last_seen: datetime | None
+
+
 class Health(BaseModel):
+    """`status` is ok, or degraded with the `problems` a lab admin should act on (503 only when
+    the database or the broker is down: the API itself then cannot work)."""
+
     status: str
     database: str
     broker: str
+    workers: WorkersHealth | None = None
+    problems: list[str] = []
 
 
 class ErrorDetail(BaseModel):

@@ -28,15 +28,50 @@ def check_name(name: str) -> str:
 
 class ArtifactStore(Protocol):
     def key_for(self, experiment_id: int, name: str) -> str: ...
+    def dataset_key(self, dataset_id: int, fmt: str) -> str: ...
     def put(self, key: str, data: bytes) -> None: ...
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
 
 
+def delete_files(store: ArtifactStore, keys: list[str]) -> int:
+    """Delete stored files whose rows are gone (committed first: a crash in between leaves an
+    orphan file, never a row without its file). Returns how many were deleted."""
+    deleted = 0
+    for key in keys:
+        try:
+            if store.exists(key):
+                store.delete(key)
+                deleted += 1
+        except (OSError, UnsafeName):
+            continue
+    return deleted
+
+
 class _Keys:
+    """Keys carry this database's id (`installation.uid`): a new or restored database sharing
+    the store never reads or overwrites another database's experiment N."""
+
+    _namespace: str | None = None
+
+    @property
+    def namespace(self) -> str:
+        if self._namespace is None:
+            from core.db import session_scope
+            from core.operations import InstallationRepository
+
+            with session_scope() as session:
+                uid = InstallationRepository(session).uid()
+                session.commit()
+            self._namespace = uid
+        return self._namespace
+
     def key_for(self, experiment_id: int, name: str) -> str:
-        return f"experiments/{int(experiment_id)}/{check_name(name)}"
+        return f"{self.namespace}/experiments/{int(experiment_id)}/{check_name(name)}"
+
+    def dataset_key(self, dataset_id: int, fmt: str) -> str:
+        return f"{self.namespace}/datasets/{int(dataset_id)}/data.{check_name(fmt)}"
 
 
 class LocalArtifactStore(_Keys):

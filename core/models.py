@@ -48,16 +48,18 @@ class Base(DeclarativeBase):
 
 
 class Status(enum.StrEnum):
-    """The life of an experiment: queued -> running -> one of the three final states."""
+    """The life of an experiment: queued -> running -> one of the four final states. `pruned`
+    is a search trial stopped early by the search's pruner: a healthy outcome, not a failure."""
 
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    pruned = "pruned"
 
 
-FINAL_STATUSES = (Status.succeeded, Status.failed, Status.cancelled)
+FINAL_STATUSES = (Status.succeeded, Status.failed, Status.cancelled, Status.pruned)
 
 
 class User(Base):
@@ -68,6 +70,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     is_admin: Mapped[bool] = mapped_column(default=False)
+    # A disabled user's tokens are refused; their experiments and data stay (an admin can read them).
+    disabled: Mapped[bool] = mapped_column(default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete-orphan")
@@ -131,7 +135,9 @@ class Experiment(Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     # Set when the worker running it shuts down gracefully: checkpoint, then back to the queue.
     interrupt_requested: Mapped[bool] = mapped_column(default=False, server_default="0")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # runs started (claims)
+    # Runs lost (worker killed, lease expired, infrastructure failure); graceful hand-overs are not.
+    losses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -143,6 +149,28 @@ class Experiment(Base):
         back_populates="parent", order_by="Experiment.id", cascade="all, delete-orphan"
     )
     parent: Mapped[Experiment | None] = relationship(back_populates="children", remote_side=[id])
+
+
+class Installation(Base):
+    """This database's identity (one row): its `uid` is part of every artifact key it writes, so
+    a new or restored database never reads another database's files from a kept store."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkerBeat(Base):
+    """A worker seen alive: its reconciler writes `seen_at` on every pass."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class Metric(Base):

@@ -6,15 +6,16 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.models import FINAL_STATUSES, ApiToken, Artifact, Dataset, Experiment, Metric, Status, User, utcnow
 from core.security import display_prefix, hash_token, new_token, same_hash
 
 # Ids are 32-bit integer columns.
 MAX_ROW_ID = 2**31 - 1
+PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2}
 
 
 class ExperimentRepository:
@@ -96,16 +97,15 @@ class ExperimentRepository:
 
     def running_single_runs(self, owner_id: int) -> int:
         """Running experiments of a user that train (fan-out parents only wait)."""
-        parent_ids = select(Experiment.parent_id).where(Experiment.parent_id.is_not(None))
-        return (
-            self.session.scalar(
-                select(func.count()).where(
-                    Experiment.owner_id == owner_id,
-                    Experiment.status == Status.running,
-                    Experiment.id.not_in(parent_ids),
-                )
-            )
-            or 0
+        return self.session.scalar(self._running_single_runs_query(owner_id)) or 0
+
+    @staticmethod
+    def _running_single_runs_query(owner_id: int) -> Any:
+        # Aliases: used inside an UPDATE of experiments (the claim), nothing may correlate to it.
+        child, running = aliased(Experiment), aliased(Experiment)
+        parent_ids = select(child.parent_id).where(child.parent_id.is_not(None))
+        return select(func.count(running.id)).where(
+            running.owner_id == owner_id, running.status == Status.running, running.id.not_in(parent_ids)
         )
 
     def mark_dispatched(self, experiment_id: int) -> None:
@@ -141,16 +141,25 @@ class ExperimentRepository:
         rows = self.session.scalars(query.order_by(Experiment.id.desc()).limit(limit).offset(offset)).all()
         return rows, total
 
-    def claim(self, experiment_id: int, worker: str) -> bool:
-        """Move a queued experiment to running for this worker; False if someone else has it."""
+    def claim(self, experiment_id: int, worker: str, running_limit: int = 0) -> bool:
+        """Move a queued experiment to running for this worker; False if someone else has it,
+        it is cancelled, or (with `running_limit`) its owner already runs that many single runs.
+        The limit is checked in the same statement as the claim, under a lock on the owner's row
+        (PostgreSQL; SQLite writes one at a time anyway), so two workers never both pass it."""
         now = utcnow()
+        conditions = [
+            Experiment.id == experiment_id,
+            Experiment.status == Status.queued,
+            Experiment.cancel_requested.is_(False),
+        ]
+        if running_limit:
+            owner_id = self.session.scalar(select(Experiment.owner_id).where(Experiment.id == experiment_id))
+            if owner_id is not None:
+                self.session.execute(select(User.id).where(User.id == owner_id).with_for_update())
+                conditions.append(self._running_single_runs_query(owner_id).scalar_subquery() < running_limit)
         result = self.session.execute(
             update(Experiment)
-            .where(
-                Experiment.id == experiment_id,
-                Experiment.status == Status.queued,
-                Experiment.cancel_requested.is_(False),
-            )
+            .where(*conditions)
             .values(
                 status=Status.running,
                 started_at=now,
@@ -159,6 +168,7 @@ class ExperimentRepository:
                 interrupt_requested=False,
                 attempts=Experiment.attempts + 1,
             )
+            .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -180,18 +190,60 @@ class ExperimentRepository:
         ).one()
         return bool(row[0]), bool(row[1]), row[2]
 
-    def requeue(self, experiment_id: int, worker: str | None = None, expired_before: datetime | None = None) -> bool:
+    def requeue(
+        self,
+        experiment_id: int,
+        worker: str | None = None,
+        expired_before: datetime | None = None,
+        *,
+        lost: bool = False,
+    ) -> bool:
         """Back to queued (graceful shutdown, or a lost worker's expired lease); the caller sends
-        the message again. Conditional, so only one of several reconcilers wins."""
+        the message again. A run whose cancel was requested is finished as cancelled instead
+        (nobody would ever claim it). `lost` counts a loss (worker gone, infrastructure failure);
+        a graceful hand-over is not one. Conditional, so only one of several reconcilers wins;
+        True when re-queued."""
         query = update(Experiment).where(Experiment.id == experiment_id, Experiment.status == Status.running)
         if worker is not None:
             query = query.where(Experiment.worker == worker)
         if expired_before is not None:
             query = query.where(Experiment.heartbeat_at < expired_before)
+        self.session.execute(
+            query.where(Experiment.cancel_requested.is_(True)).values(
+                status=Status.cancelled, worker=None, finished_at=utcnow(), error="cancelled", error_reason="cancelled"
+            )
+        )
+        losses = Experiment.losses + 1 if lost else Experiment.losses
         result = self.session.execute(
-            query.values(status=Status.queued, worker=None, interrupt_requested=False, dispatched_at=utcnow())
+            query.where(Experiment.cancel_requested.is_(False)).values(
+                status=Status.queued, worker=None, interrupt_requested=False, dispatched_at=utcnow(), losses=losses
+            )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def cancel_waiting(self) -> int:
+        """Finish queued experiments whose cancel was requested (e.g. re-queued before the cancel
+        arrived): no worker will claim them, so nothing else would."""
+        result = self.session.execute(
+            update(Experiment)
+            .where(Experiment.status == Status.queued, Experiment.cancel_requested.is_(True))
+            .values(status=Status.cancelled, finished_at=utcnow(), error="cancelled", error_reason="cancelled")
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def overtaken(self, experiment: Experiment) -> bool:
+        """Whether a message sent after this queued experiment's, of no higher priority, has
+        already started: brokers deliver in order within a priority, so this one's is lost."""
+        if experiment.dispatched_at is None:
+            return False
+        ranks = PRIORITY_RANK.get(experiment.priority, 1)
+        no_higher = [p for p, r in PRIORITY_RANK.items() if r <= ranks]
+        later = select(Experiment.id).where(
+            Experiment.dispatched_at > experiment.dispatched_at,
+            Experiment.started_at > Experiment.dispatched_at,
+            Experiment.priority.in_(no_higher),
+        )
+        return self.session.scalar(later.limit(1)) is not None
 
     def request_interrupt(self, worker_prefix: str) -> int:
         """Ask every run of a shutting-down worker to checkpoint and go back to the queue."""
@@ -259,6 +311,47 @@ class ExperimentRepository:
             query = query.where(Experiment.worker == worker)
         result = self.session.execute(
             query.values(status=status, summary=summary, error=error, error_reason=reason, finished_at=utcnow())
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def tree_ids(self, experiment_id: int) -> list[int]:
+        """The experiment and its descendants (fan-out children), parents first."""
+        ids, frontier = [experiment_id], [experiment_id]
+        while frontier:
+            frontier = list(self.session.scalars(select(Experiment.id).where(Experiment.parent_id.in_(frontier))))
+            ids += frontier
+        return ids
+
+    def delete_tree(self, experiment_id: int) -> None:
+        """Delete an experiment with its children, metrics and artifact rows (the caller deletes
+        the artifact files once this is committed)."""
+        ids = self.tree_ids(experiment_id)
+        for table in (Metric, Artifact):
+            self.session.execute(delete(table).where(table.experiment_id.in_(ids)))
+        for experiment_id_ in reversed(ids):  # children before their parent
+            self.session.execute(delete(Experiment).where(Experiment.id == experiment_id_))
+        self.session.flush()
+
+    def final_top_level_before(self, before: datetime, statuses: Sequence[str]) -> list[int]:
+        """Top-level experiments in one of these final states that finished before a moment."""
+        query = select(Experiment.id).where(
+            Experiment.parent_id.is_(None), Experiment.status.in_(statuses), Experiment.finished_at < before
+        )
+        return list(self.session.scalars(query.order_by(Experiment.id)))
+
+    def cancel_abandoned(self, experiment_id: int, expired_before: datetime) -> bool:
+        """Cancel a running experiment whose worker is gone (its lease expired): nobody is left
+        to see the request, so it ends now."""
+        result = self.session.execute(
+            update(Experiment)
+            .where(
+                Experiment.id == experiment_id,
+                Experiment.status == Status.running,
+                Experiment.heartbeat_at < expired_before,
+            )
+            .values(
+                status=Status.cancelled, worker=None, finished_at=utcnow(), error="cancelled", error_reason="cancelled"
+            )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -346,6 +439,21 @@ class ArtifactRepository:
             select(Artifact).where(Artifact.experiment_id == experiment_id).order_by(Artifact.name)
         ).all()
 
+    def keys_of(self, experiment_ids: Sequence[int]) -> list[str]:
+        """The store keys of every artifact of these experiments."""
+        return list(self.session.scalars(select(Artifact.key).where(Artifact.experiment_id.in_(experiment_ids))))
+
+    def finished_checkpoints(self, name: str) -> Sequence[Artifact]:
+        """Checkpoints of experiments in a final state: nothing will resume them."""
+        finished = select(Experiment.id).where(Experiment.status.in_(FINAL_STATUSES))
+        return self.session.scalars(
+            select(Artifact).where(Artifact.name == name, Artifact.experiment_id.in_(finished))
+        ).all()
+
+    def delete(self, artifact: Artifact) -> None:
+        self.session.delete(artifact)
+        self.session.flush()
+
 
 def durations(experiment: Experiment) -> dict[str, float | None]:
     """Seconds spent queued and running (None while not known yet)."""
@@ -398,6 +506,8 @@ class TokenRepository:
         digest = hash_token(token)
         row = self.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
         if row is None or row.revoked_at is not None or not same_hash(row.token_hash, digest):
+            return None
+        if row.user.disabled:
             return None
         row.last_used_at = utcnow()
         return row.user

@@ -75,7 +75,7 @@ class ChildData(Protocol):
     def artifact(self, child_id: int, name: str) -> bytes | None: ...
 
 
-FINAL = ("succeeded", "failed", "cancelled")
+FINAL = ("succeeded", "failed", "cancelled", "pruned")
 
 
 class Planner(ABC):

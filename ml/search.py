@@ -125,7 +125,7 @@ class SearchPlanner(Planner):
             value = objective_value(spec.metric, child, trial) if child.status == "succeeded" else None
             if value is not None:
                 study.tell(number, value)
-            elif child.status == "failed" and PRUNED_ATTR in trial.user_attrs:
+            elif child.status == "pruned" or (child.status == "failed" and PRUNED_ATTR in trial.user_attrs):
                 study.tell(number, state=TrialState.PRUNED)
             else:
                 study.tell(number, state=TrialState.FAIL)

@@ -58,20 +58,30 @@ def throwaway_postgres() -> Iterator[str]:
 
 @contextmanager
 def throwaway_redis() -> Iterator[str]:
-    """A Redis database number of this test process's own, flushed before and after."""
+    """A Redis database number of this test's own: one that is empty, claimed with a marker key
+    (SET NX), so no other job's database is ever flushed; emptied after, if still ours."""
     import redis
 
-    number = 1 + (os.getpid() % 15)
-    url = f"{REDIS_URL}/{number}"
-    client = redis.Redis.from_url(url)
+    claim = f"trainlab-test-claim-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        client.flushdb()
+        redis.Redis.from_url(f"{REDIS_URL}/0").ping()
     except Exception as exc:
         unavailable(f"Redis unreachable at {REDIS_URL}: {type(exc).__name__}")
+    for k in range(15):
+        number = 1 + (os.getpid() + k) % 15
+        client = redis.Redis.from_url(f"{REDIS_URL}/{number}")
+        if client.dbsize() == 0 and client.set("trainlab-test-claim", claim, nx=True, ex=6 * 3600):
+            if client.dbsize() == 1:  # nobody else wrote in between: it is ours
+                break
+            client.delete("trainlab-test-claim")
+        client.close()
+    else:
+        raise RuntimeError("no empty Redis database number for this test")
     try:
-        yield url
+        yield f"{REDIS_URL}/{number}"
     finally:
-        client.flushdb()
+        if client.get("trainlab-test-claim") in (claim.encode(), None):  # ours (or flushed by our own test)
+            client.flushdb()
         client.close()
 
 
@@ -151,10 +161,13 @@ class Service:
         )
         return out.stdout.strip().splitlines()[-1]
 
-    def start_worker(self, name: str, data_dir: Path | None = None) -> subprocess.Popen[bytes]:
-        """Start a worker; with `data_dir`, in a working directory of its own (another host)."""
+    def start_worker(
+        self, name: str, data_dir: Path | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a worker; with `data_dir`, in a working directory of its own (another host);
+        with `env`, with an environment of its own."""
         unique = f"{name}-{uuid.uuid4().hex[:6]}"
-        env = {**self.env, "TRAINLAB_DATA_DIR": str(data_dir)} if data_dir else None
+        env = env or ({**self.env, "TRAINLAB_DATA_DIR": str(data_dir)} if data_dir else None)
         proc = self._spawn(["worker", "--name", unique], f"worker-{name}.log", env)
         self.workers.append(proc)
         self.worker_names.append(unique)

@@ -83,11 +83,37 @@ def users_list() -> None:
     from core.db import session_scope
     from core.repositories import UserRepository
 
-    table = Table("id", "name", "admin", "created")
+    table = Table("id", "name", "admin", "disabled", "created")
     with session_scope() as session:
         for user in UserRepository(session).list():
-            table.add_row(str(user.id), user.name, "yes" if user.is_admin else "", user.created_at.isoformat())
+            flags = ("yes" if user.is_admin else "", "yes" if user.disabled else "")
+            table.add_row(str(user.id), user.name, *flags, user.created_at.isoformat())
     console.print(table)
+
+
+def _set_disabled(name: str, disabled: bool) -> None:
+    from core.db import session_scope
+    from core.repositories import UserRepository
+
+    with session_scope() as session:
+        user = UserRepository(session).get_by_name(name)
+        if user is None:
+            raise typer.BadParameter(f"no user {name!r}")
+        user.disabled = disabled
+        session.commit()
+    console.print(f"user {name} {'disabled: their tokens are refused' if disabled else 'enabled'}")
+
+
+@users_app.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Refuse a user's tokens (their experiments and data sets stay; an admin can still read them)."""
+    _set_disabled(name, True)
+
+
+@users_app.command("enable")
+def users_enable(name: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Accept a disabled user's tokens again."""
+    _set_disabled(name, False)
 
 
 @tokens_app.command("create")

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from trainlab import admin, commands
+from trainlab import admin, commands, operations
 from trainlab.render import SafeConsole
 
 app = typer.Typer(help="trainlab: a REST training service for shared deep-learning lab servers.", no_args_is_help=True)
@@ -28,10 +28,15 @@ app.command()(commands.metrics)
 app.command()(commands.artifacts)
 app.command()(commands.compare)
 app.command()(commands.cancel)
+app.command()(commands.delete)
 app.add_typer(commands.datasets, name="datasets")
 # Server-side administration (trainlab/admin.py): run on the server, next to the database.
 app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.tokens_app, name="tokens")
+app.command()(operations.doctor)
+app.command()(operations.gc)
+app.command()(operations.backup)
+app.command()(operations.restore)
 
 
 @app.command()

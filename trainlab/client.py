@@ -193,6 +193,10 @@ class Client:
         """Queued: cancelled now. Running: stops at its next check."""
         return Experiment.from_dict(self._json("POST", f"/experiments/{experiment_id}/cancel"))
 
+    def delete(self, experiment_id: int) -> None:
+        """Delete a finished experiment with its children, metrics and artifacts."""
+        self._request("DELETE", f"/experiments/{experiment_id}")
+
     def artifacts(self, experiment_id: int) -> builtins.list[Artifact]:
         return [Artifact.from_dict(a) for a in self._json("GET", f"/experiments/{experiment_id}/artifacts")]
 

@@ -30,7 +30,7 @@ UrlOpt = Annotated[str | None, typer.Option("--url", help="Server URL [default: 
 TokenOpt = Annotated[str | None, typer.Option("--token", help="API token [default: $TRAINLAB_TOKEN, config file].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
 IdArg = Annotated[int, typer.Argument(help="Experiment id.", min=1)]
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -231,6 +231,13 @@ def cancel(experiment_id: IdArg, as_json: JsonOpt = False, url: UrlOpt = None, t
         return
     note = " (cancel requested)" if exp.status == "running" else ""
     console.print(f"experiment {experiment_id}: {exp.status}{note}", highlight=False)
+
+
+def delete(experiment_id: IdArg, url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Delete a finished experiment with its children, metrics and artifacts."""
+    with connect(url, token) as client:
+        client.delete(experiment_id)
+    console.print(f"experiment {experiment_id} deleted", highlight=False)
 
 
 datasets = typer.Typer(help="Upload and list datasets (CSV, NPZ); use them as `data: {source: dataset/<id>}`.")

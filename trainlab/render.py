@@ -15,9 +15,16 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from trainlab.models import Experiment, ExperimentBrief, MetricRows
+from trainlab.models import FINAL_STATUSES, Experiment, ExperimentBrief, MetricRows
 
-STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "queued": "white"}
+STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "pruned": "magenta",
+    "running": "cyan",
+    "queued": "white",
+}
 # Scalars of a summary worth comparing, besides its test and validation metrics.
 SUMMARY_SCALARS = ("final_loss", "relative_l2_error", "epochs_run", "best_epoch", "parameters", "training_seconds")
 
@@ -167,7 +174,7 @@ def children_progress(exp: Experiment) -> str:
     counts: dict[str, int] = {}
     for child in exp.children:
         counts[child.status] = counts.get(child.status, 0) + 1
-    done = sum(counts.get(s, 0) for s in ("succeeded", "failed", "cancelled"))
+    done = sum(counts.get(s, 0) for s in FINAL_STATUSES)
     rest = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s not in ("succeeded",))
     return f"{done}/{len(exp.children)} done" + (f" ({rest})" if rest else "")
 

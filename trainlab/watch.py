@@ -27,7 +27,9 @@ def _children_text(exp: Experiment) -> tuple[int, int, str]:
     done = sum(1 for c in exp.children if c.done)
     running = sum(1 for c in exp.children if c.status == "running")
     failed = sum(1 for c in exp.children if c.status in ("failed", "cancelled"))
-    text = f"{running} running" + (f", {failed} failed/cancelled" if failed else "")
+    pruned = sum(1 for c in exp.children if c.status == "pruned")
+    text = f"{running} running" + (f", {pruned} pruned" if pruned else "")
+    text += f", {failed} failed/cancelled" if failed else ""
     return done, len(exp.children), text
 
 

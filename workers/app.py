@@ -6,12 +6,14 @@ import logging
 import os
 from typing import Any
 
-from celery.signals import worker_process_init, worker_ready, worker_shutting_down
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutting_down
 
 from core.db import get_engine, session_scope
+from core.operations import WorkerRepository
 from core.repositories import ExperimentRepository
 from core.settings import get_settings
 from workers import tasks  # noqa: F401  (registers the task)
+from workers.limits import apply_memory_budget
 from workers.reconcile import Reconciler
 from workers.tasks import app
 
@@ -21,10 +23,23 @@ app.conf.worker_max_tasks_per_child = get_settings().worker_max_tasks_per_child
 _reconciler: Reconciler | None = None
 
 
+@worker_init.connect
+def _check_schema(**_: Any) -> None:
+    """Work only on a database at this code's schema (`trainlab migrate` upgrades it)."""
+    from core.migrate import require_current_schema
+
+    try:
+        require_current_schema(get_engine())
+    except Exception as exc:  # not caught by Celery's signal dispatch: SystemExit stops the worker
+        log.critical("this worker cannot work on the database: %s", exc)
+        raise SystemExit(f"trainlab worker: {exc}") from exc
+
+
 @worker_process_init.connect
 def _init_worker_process(**_: Any) -> None:
     """In each forked worker process: limit torch's threads (processes x threads <= cores) and
     drop database connections inherited from the parent."""
+    apply_memory_budget(get_settings().worker_memory_mb)
     threads = get_settings().threads_per_worker_process()
     os.environ["OMP_NUM_THREADS"] = str(threads)
     # Threads that sleep when idle: spinning ones slow everyone down on a shared server.
@@ -39,7 +54,8 @@ def _init_worker_process(**_: Any) -> None:
 def _start_reconciler(sender: Any = None, **_: Any) -> None:
     """Repair lost work at start, then periodically."""
     global _reconciler
-    _reconciler = Reconciler()
+    name = str(getattr(sender, "hostname", "") or _hostname())
+    _reconciler = Reconciler(name, get_settings().worker_concurrency)
     _reconciler.start()
 
 
@@ -53,6 +69,7 @@ def _drain(sender: Any = None, sig: str | None = None, how: str | None = None, *
     try:
         with session_scope() as session:
             count = ExperimentRepository(session).request_interrupt(f"{hostname}/")
+            WorkerRepository(session).forget(hostname)
             session.commit()
         log.warning("shutting down (%s, %s): %d running experiment(s) will be re-queued", sig, how, count)
     except Exception:

@@ -4,9 +4,11 @@ reconcilers running at once never repair the same thing twice.
 
 - running experiments whose lease expired (worker killed, host lost) go back to the queue and
   resume from their last checkpoint, or fail as `worker_lost` after `max_attempts`;
-- queued experiments whose message is gone (never sent, or sent long ago while the broker
-  queue is empty: Redis restarted without persistence) are sent again — a duplicate message is
-  harmless, since only one worker can claim the row;
+- queued experiments whose message is gone (never sent, or sent long ago and overtaken by a
+  later message or the queue is empty: Redis restarted without persistence) are sent again — a
+  duplicate message is harmless, since only one worker can claim the row; queued experiments
+  whose cancel was requested are finished;
+- the worker's heartbeat (`workers` table) is written, for `/health`, `/metrics` and `doctor`;
 - fan-out parents whose children are all final but which were never summarized are finished.
 """
 
@@ -19,21 +21,14 @@ from typing import Any
 
 from core.celery_app import queued_message_count, send_run_experiment
 from core.db import session_scope
-from core.models import Experiment, Status, utcnow
+from core.models import Status, utcnow
+from core.operations import WorkerRepository
 from core.repositories import ExperimentRepository
 from core.settings import get_settings
-from ml.fanout import planner_for
 from workers.fanout import advance_parent
 
 log = logging.getLogger(__name__)
 NEVER_SENT_GRACE = timedelta(seconds=5)
-
-
-def _fans_out(experiment: Experiment) -> bool:
-    try:
-        return planner_for(experiment.spec) is not None
-    except Exception:
-        return False
 
 
 def broker_queue_empty() -> bool:
@@ -52,16 +47,17 @@ def recover_expired_runs() -> list[int]:
     with session_scope() as session:
         repo = ExperimentRepository(session)
         for experiment in repo.expired_runs(cutoff):
-            if experiment.children or _fans_out(experiment):
-                continue  # parents hold no lease: they wait for their children
-            if experiment.attempts >= settings.max_attempts:
+            if experiment.children:
+                continue  # a parent that fanned out holds no lease: it waits for its children
+            # (a parent without children was planning: it held a lease and is re-planned)
+            if experiment.losses + 1 >= settings.max_attempts:
                 error = (
-                    f"worker_lost: the worker running it stopped answering {experiment.attempts} times "
+                    f"worker_lost: the worker running it stopped answering {experiment.losses + 1} times "
                     f"(killed, out of memory or host lost); last on {experiment.worker}"
                 )
                 repo.finish(experiment.id, Status.failed, error=error, reason="worker_lost")
                 log.warning("experiment %s failed: %s", experiment.id, error)
-            elif repo.requeue(experiment.id, expired_before=cutoff):
+            elif repo.requeue(experiment.id, expired_before=cutoff, lost=True):
                 requeued.append((experiment.id, experiment.priority))
         session.commit()
     for experiment_id, priority in requeued:
@@ -71,16 +67,20 @@ def recover_expired_runs() -> list[int]:
 
 
 def redispatch_lost_messages() -> list[int]:
-    """Send again the queued experiments whose message the broker lost."""
+    """Send again the queued experiments whose message the broker lost: never sent, or sent
+    more than `redispatch_after_seconds` ago and either the queue is empty or a message sent
+    after it (of no higher priority) has already started, which an in-order broker would not
+    do if this one were still there. Queued experiments whose cancel was requested are
+    finished. A duplicate message is harmless: only one worker can claim the row."""
     settings = get_settings()
     now = utcnow()
     sent_before = now - timedelta(seconds=settings.redispatch_after_seconds)
     with session_scope() as session:
         repo = ExperimentRepository(session)
+        repo.cancel_waiting()
         candidates = repo.lost_queued(now - NEVER_SENT_GRACE, sent_before)
-        stale = [e for e in candidates if e.dispatched_at is not None]
-        if stale and not broker_queue_empty():
-            candidates = [e for e in candidates if e.dispatched_at is None]
+        if any(e.dispatched_at is not None for e in candidates) and not broker_queue_empty():
+            candidates = [e for e in candidates if e.dispatched_at is None or repo.overtaken(e)]
         chosen = [(e.id, e.priority) for e in candidates]
         for experiment_id, _ in chosen:
             repo.mark_dispatched(experiment_id)
@@ -97,8 +97,20 @@ def finish_stalled_parents() -> None:
         advance_parent(parent_id)
 
 
-def reconcile_once() -> None:
+def heartbeat(worker: str, concurrency: int) -> None:
+    """This worker is alive (seen by `/health`, `/metrics` and `trainlab doctor`)."""
+    with session_scope() as session:
+        WorkerRepository(session).beat(worker, concurrency)
+        session.commit()
+
+
+def reconcile_once(worker: str | None = None, concurrency: int = 1) -> None:
     """One pass of every repair; errors are logged, never raised (the worker keeps running)."""
+    if worker is not None:
+        try:
+            heartbeat(worker, concurrency)
+        except Exception:
+            log.exception("reconciler: heartbeat failed")
     for repair in (recover_expired_runs, redispatch_lost_messages, finish_stalled_parents):
         try:
             repair()
@@ -106,11 +118,11 @@ def reconcile_once() -> None:
             log.exception("reconciler: %s failed", repair.__name__)
 
 
-def reconcile_forever(stop: Any) -> None:
+def reconcile_forever(stop: Any, worker: str | None = None, concurrency: int = 1) -> None:
     """The reconciler's loop: a pass now, then one every `reconcile_seconds` until `stop` is set."""
     every = get_settings().reconcile_seconds
     while True:
-        reconcile_once()
+        reconcile_once(worker, concurrency)
         if stop.wait(every):
             return
 
@@ -123,12 +135,15 @@ class Reconciler:
     bookkeeping in a state that can keep it from ever writing ("database is locked").
     """
 
-    def __init__(self) -> None:
+    def __init__(self, worker: str | None = None, concurrency: int = 1) -> None:
         context = multiprocessing.get_context("spawn")
         # Kept referenced: the child unpickles it after start(), which drops the Process's args.
         self._stop_event = context.Event()
         self._process = context.Process(
-            target=reconcile_forever, args=(self._stop_event,), name="trainlab-reconciler", daemon=True
+            target=reconcile_forever,
+            args=(self._stop_event, worker, concurrency),
+            name="trainlab-reconciler",
+            daemon=True,
         )
 
     def start(self) -> None:

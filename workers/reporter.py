@@ -58,8 +58,11 @@ class DatabaseReporter(Reporter):
         time_limit: float | None = None,
         lease: LeaseKeeper | None = None,
         checkpoint_seconds: float = 0.0,
+        resume: bool = False,
     ) -> None:
         self.experiment_id = experiment_id
+        # Only a retry of this experiment (the database says it ran before) resumes a checkpoint.
+        self.resume = resume
         self.store = store
         self.poll_seconds = poll_seconds
         self.worker = worker
@@ -120,5 +123,7 @@ class DatabaseReporter(Reporter):
         self.save_artifact(CHECKPOINT, state, "application/octet-stream")
 
     def load_checkpoint(self) -> bytes | None:
+        if not self.resume:
+            return None
         key = self.store.key_for(self.experiment_id, CHECKPOINT)
         return self.store.get(key) if self.store.exists(key) else None

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import kombu.exceptions
+import redis.exceptions
 from celery import Task
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from core.artifacts import get_artifact_store
 from core.celery_app import TASK_RUN_EXPERIMENT, get_celery_app, send_run_experiment
@@ -29,6 +32,14 @@ from workers.uploads import UploadResolver, WeightsLoader
 log = logging.getLogger(__name__)
 app = get_celery_app()
 QUOTA_RETRY_SECONDS = 3
+# Failures of what the server provides, never of the user's spec: they re-queue the run.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    DBAPIError,
+    kombu.exceptions.OperationalError,
+    redis.exceptions.ConnectionError,
+    ConnectionError,
+)
+INFRASTRUCTURE_BACKOFF = (1.0, 2.0, 4.0, 8.0)
 
 
 def worker_identity(hostname: str) -> str:
@@ -48,28 +59,16 @@ def _finish(experiment_id: int, status: Status, worker: str | None = None, **fie
         advance_parent(parent_id)
 
 
-def _requeue(experiment_id: int, worker: str) -> bool:
+def _requeue(experiment_id: int, worker: str, lost: bool) -> bool:
     with session_scope() as session:
         repo = ExperimentRepository(session)
-        done = repo.requeue(experiment_id, worker=worker)
+        done = repo.requeue(experiment_id, worker=worker, lost=lost)
         experiment = repo.get(experiment_id)
         session.commit()
         priority = experiment.priority if experiment else "normal"
     if done:
         send_run_experiment(experiment_id, priority)
     return done
-
-
-def _over_quota(experiment_id: int) -> bool:
-    limit = get_settings().max_running_per_user
-    if not limit:
-        return False
-    with session_scope() as session:
-        repo = ExperimentRepository(session)
-        experiment = repo.get(experiment_id)
-        if experiment is None or experiment.status != Status.queued or experiment.owner_id is None:
-            return False
-        return repo.running_single_runs(experiment.owner_id) >= limit
 
 
 @dataclass
@@ -79,22 +78,27 @@ class Claim:
     spec: dict[str, Any]
     owner_id: int | None
     parent_id: int | None
+    attempts: int = 1  # this run included: above 1, it is a retry and resumes its checkpoint
 
 
 def _claim(experiment_id: int, worker: str) -> tuple[Claim | None, str]:
-    """The claim if this worker now holds the run; else None and the state it is in."""
+    """The claim if this worker now holds the run; else None and the state it is in
+    ("over_quota" when it waits for its owner's other runs)."""
     with session_scope() as session:
         repo = ExperimentRepository(session)
-        claimed = repo.claim(experiment_id, worker)
+        claimed = repo.claim(experiment_id, worker, running_limit=get_settings().max_running_per_user)
         session.commit()
         experiment = repo.get(experiment_id)
         if experiment is None:
             return None, "missing"
         if not claimed:
+            if experiment.status == Status.queued and not experiment.cancel_requested:
+                return None, "over_quota"
             if experiment.parent_id is not None:
                 advance_parent(experiment.parent_id)
             return None, experiment.status
-        return Claim(dict(experiment.spec), experiment.owner_id, experiment.parent_id), experiment.status
+        claim = Claim(dict(experiment.spec), experiment.owner_id, experiment.parent_id, experiment.attempts)
+        return claim, experiment.status
 
 
 def reference_problem(claim: Claim) -> str | None:
@@ -118,18 +122,20 @@ def reference_problem(claim: Claim) -> str | None:
     return "; ".join(f"{path}: {message}" for path, message in problems) or None
 
 
-@app.task(name=TASK_RUN_EXPERIMENT, bind=True)
+# Retries of the task itself (database busy or down at claim, owner over quota) never end while
+# the row is queued: `max_retries=None` on the task means unlimited (on `retry()` it would mean
+# the task's default, 3). The database is the source of truth; the reconciler re-sends lost work.
+@app.task(name=TASK_RUN_EXPERIMENT, bind=True, max_retries=None)
 def run_experiment(self: Task, experiment_id: int) -> str:
     """Run experiment N and store its final state."""
-    if _over_quota(experiment_id):
-        # The owner already runs as many experiments as allowed: try again shortly.
-        raise self.retry(countdown=QUOTA_RETRY_SECONDS, max_retries=None)
     worker = worker_identity(str(self.request.hostname or "worker"))
     try:
         claim, state = _claim(experiment_id, worker)
-    except OperationalError as exc:  # e.g. SQLite busy past its timeout: the row is untouched, retry
-        log.warning("experiment %s: database busy at claim (%s); retrying", experiment_id, exc)
-        raise self.retry(countdown=1, max_retries=None) from exc
+    except DBAPIError as exc:  # SQLite busy past its timeout, or the database unreachable: retry
+        log.warning("experiment %s: database unavailable at claim (%s); retrying", experiment_id, exc)
+        raise self.retry(countdown=min(30, 2 ** min(self.request.retries, 5))) from exc
+    if state == "over_quota":  # its owner runs as many experiments as allowed: try again shortly
+        raise self.retry(countdown=QUOTA_RETRY_SECONDS)
     if claim is None:
         log.info("experiment %s not claimed (status %s)", experiment_id, state)
         return f"skipped: {state}"
@@ -149,8 +155,13 @@ def run_experiment(self: Task, experiment_id: int) -> str:
     if problem:
         _finish(experiment_id, Status.failed, worker=worker, error=problem, reason="invalid")
         return "failed"
-    if planner is not None:
-        return start_fanout(experiment_id, parse_spec(spec), planner)
+    if planner is not None:  # planning holds a lease too: a worker lost while planning is noticed
+        planning = LeaseKeeper(experiment_id, worker, settings.heartbeat_seconds)
+        planning.start()
+        try:
+            return start_fanout(experiment_id, parse_spec(spec), planner)
+        finally:
+            planning.stop()
 
     lease = LeaseKeeper(experiment_id, worker, settings.heartbeat_seconds)
     lease.start()
@@ -162,9 +173,12 @@ def run_experiment(self: Task, experiment_id: int) -> str:
         time_limit=spec.get("time_limit_seconds") or settings.default_time_limit_seconds or None,
         lease=lease,
         checkpoint_seconds=settings.checkpoint_seconds,
+        resume=claim.attempts > 1,
     )
     try:
         return _run(experiment_id, spec, reporter, context, worker, UploadResolver(reporter.store, claim.owner_id))
+    except INFRASTRUCTURE_ERRORS as exc:  # e.g. the database went away while the result was stored
+        return _infrastructure_failed(experiment_id, worker, exc)
     finally:
         lease.stop()
 
@@ -188,14 +202,21 @@ def _run(
         summary = run_spec(spec, reporter, context=context, resolve_upload=resolve_upload)
     except Cancelled as exc:
         return _stopped(experiment_id, reporter, worker, str(exc))
-    except Pruned as exc:
-        return fail(f"pruned: {exc}", "pruned")
+    except Pruned as exc:  # the search's pruner stopped it: an outcome of its own, not a failure
+        _finish(experiment_id, Status.pruned, worker=worker, error=str(exc), reason="pruned")
+        return "pruned"
     except TrainingDiverged as exc:
         return fail(str(exc), "diverged")
     except DataError as exc:
         return fail(f"data error: {exc}", "data")
     except (MLError, ValueError) as exc:
         return fail(str(exc), "invalid")
+    except MemoryError:  # the run needs more than this worker's budget: the spec must ask for less
+        budget = get_settings().worker_memory_mb
+        where = f"the worker's memory budget of {budget} MB" if budget else "the worker's memory"
+        return fail(f"out of memory: the run needed more than {where}; use a smaller batch, model or data", "memory")
+    except INFRASTRUCTURE_ERRORS as exc:  # not the user's fault: back to the queue, resume later
+        return _infrastructure_failed(experiment_id, worker, exc)
     except Exception as exc:  # an unexpected bug: keep the run's final state right anyway
         log.exception("experiment %s crashed", experiment_id)
         return fail(f"internal error: {type(exc).__name__}: {exc}", "error")
@@ -203,11 +224,25 @@ def _run(
     return "succeeded"
 
 
+def _infrastructure_failed(experiment_id: int, worker: str, exc: BaseException) -> str:
+    """The database, broker or artifact store failed under a run: re-queue it from its last
+    checkpoint (a few tries while the service comes back). If even that fails, the row stays
+    `running` with a lease nobody renews: the reconciler re-queues it once the lease expires,
+    counting it as one lost attempt (at most `max_attempts`)."""
+    log.warning("experiment %s: infrastructure failure (%s: %s); re-queueing", experiment_id, type(exc).__name__, exc)
+    for delay in INFRASTRUCTURE_BACKOFF:
+        try:
+            return "requeued" if _requeue(experiment_id, worker, lost=True) else "lost"
+        except INFRASTRUCTURE_ERRORS:
+            time.sleep(delay)
+    return "left for the reconciler"
+
+
 def _stopped(experiment_id: int, reporter: DatabaseReporter, worker: str, message: str) -> str:
     """The run stopped on request: say why in its final (or re-queued) state."""
     reason = reporter.stop_reason
     if reason == "interrupt":  # graceful worker shutdown: the last checkpoint resumes it
-        return "requeued" if _requeue(experiment_id, worker) else "interrupted"
+        return "requeued" if _requeue(experiment_id, worker, lost=False) else "interrupted"
     if reason == "lease_lost":  # another worker owns it now; write nothing
         return "lease lost"
     if reason == "timeout":

@@ -134,7 +134,7 @@ def _store_upload(session: Session, user: User, upload: StarletteUpload, form: U
         )
     )
     store = get_artifact_store()
-    dataset.key = f"datasets/{dataset.id}/data.{fmt}"  # derived from the id: no user text in paths
+    dataset.key = store.dataset_key(dataset.id, fmt)  # derived from the id: no user text in paths
     store.put(dataset.key, raw)
     session.commit()
     return dataset

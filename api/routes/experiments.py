@@ -15,7 +15,7 @@ from api.deps import MAX_ID, CurrentUser, ExperimentDep, SessionDep
 from api.limits import AttemptWindow, read_limited
 from api.schemas import ArtifactRead, ExperimentList, ExperimentRead, MetricRead, errors
 from api.spec_body import read_document, validate_spec
-from core.artifacts import get_artifact_store
+from core.artifacts import delete_files, get_artifact_store
 from core.celery_app import send_run_experiment
 from core.models import FINAL_STATUSES, Experiment, Status, User, utcnow
 from core.references import unresolved
@@ -208,17 +208,40 @@ def get_metrics(
 
 @router.post("/{experiment_id}/cancel", response_model=ExperimentRead)
 def cancel_experiment(experiment: ExperimentDep, session: SessionDep) -> ExperimentRead:
-    """Queued: cancelled now. Running: stops at its next check. Children are cancelled too."""
+    """Queued: cancelled now. Running: stops at its next check (now, if its worker is gone).
+    Children are cancelled too."""
     repo = ExperimentRepository(session)
-    repo.request_cancel(experiment)
+    abandoned_before = utcnow() - timedelta(seconds=get_settings().lease_seconds)
     for child in experiment.children:
         repo.request_cancel(child)
-    if experiment.children and all(c.status in FINAL_STATUSES for c in experiment.children):
-        # a fan-out parent whose children were all still queued: nothing will run again
-        repo.finish(experiment.id, Status.cancelled, error="cancelled", reason="cancelled")
+        repo.cancel_abandoned(child.id, abandoned_before)
+    repo.request_cancel(experiment)
+    if not experiment.children:  # a run, or a parent still planning: its worker may be gone
+        repo.cancel_abandoned(experiment.id, abandoned_before)
     session.commit()
     session.refresh(experiment)
+    session.refresh(experiment, ["children"])
+    if experiment.children and all(c.status in FINAL_STATUSES for c in experiment.children):
+        # a fan-out parent whose children are all final now: nothing will run again
+        repo.finish(experiment.id, Status.cancelled, error="cancelled", reason="cancelled")
+        session.commit()
+        session.refresh(experiment)
     return ExperimentRead.of(experiment)
+
+
+@router.delete("/{experiment_id}", status_code=204, responses=errors(409))
+def delete_experiment(experiment: ExperimentDep, session: SessionDep) -> Response:
+    """Delete a finished experiment with its children, metrics and artifacts (409 while it runs)."""
+    if experiment.status not in FINAL_STATUSES:
+        raise HTTPException(409, detail=f"experiment {experiment.id} is {experiment.status}: cancel it first")
+    if experiment.parent_id is not None:
+        raise HTTPException(409, detail=f"experiment {experiment.id} belongs to {experiment.parent_id}: delete that")
+    repo = ExperimentRepository(session)
+    keys = ArtifactRepository(session).keys_of(repo.tree_ids(experiment.id))
+    repo.delete_tree(experiment.id)
+    session.commit()
+    delete_files(get_artifact_store(), keys)
+    return Response(status_code=204)
 
 
 @router.get("/{experiment_id}/artifacts", response_model=list[ArtifactRead])

@@ -4,7 +4,7 @@ read from the database (the source of truth) at each scrape."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import SessionDep
 from core.models import FINAL_STATUSES, Status
+from core.operations import WorkerRepository, worker_timeout
 from core.repositories import ExperimentRepository
 
 router = APIRouter(tags=["monitoring"])
@@ -64,6 +65,15 @@ class ExperimentCollector:
             "Age of the oldest queued experiment (0 when none).",
             _seconds(oldest, now) if oldest else 0.0,
         )
+        workers = WorkerRepository(self.session)
+        alive = workers.seen_since(now - worker_timeout())
+        yield GaugeMetricFamily("trainlab_workers_alive", "Workers whose heartbeat is recent.", len(alive))
+        last_seen = GaugeMetricFamily(
+            "trainlab_worker_last_seen_seconds", "Seconds since each known worker's last heartbeat.", labels=["worker"]
+        )
+        for beat in workers.seen_since(now - timedelta(days=1)):
+            last_seen.add_metric([beat.name], max(0.0, _seconds(beat.seen_at, now)))
+        yield last_seen
         yield GaugeMetricFamily(
             "trainlab_workers_busy",
             "Workers running an experiment now.",

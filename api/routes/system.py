@@ -6,10 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep
-from api.schemas import Health, errors
+from api.schemas import Health, WorkersHealth, errors
 from core.celery_app import get_celery_app
+from core.models import utcnow
+from core.operations import WorkerRepository, worker_timeout
 from ml.spec import spec_json_schema
 
 router = APIRouter(tags=["system"])
@@ -33,9 +36,21 @@ def health(session: SessionDep, response: Response) -> Health:
     except Exception as exc:
         database = f"unreachable: {type(exc).__name__}"
     broker = _broker_state()
-    ok = database == "ok" and broker == "ok"
-    response.status_code = 200 if ok else 503
-    return Health(status="ok" if ok else "degraded", database=database, broker=broker)
+    workers = _workers(session) if database == "ok" else None
+    problems = [f"database {database}"] if database != "ok" else []
+    problems += [f"broker {broker}"] if broker != "ok" else []
+    if workers is not None and workers.alive == 0:
+        problems.append("no worker alive: submitted experiments wait in the queue until one starts")
+    response.status_code = 200 if database == broker == "ok" else 503
+    return Health(
+        status="degraded" if problems else "ok", database=database, broker=broker, workers=workers, problems=problems
+    )
+
+
+def _workers(session: Session) -> WorkersHealth:
+    repo = WorkerRepository(session)
+    alive = repo.seen_since(utcnow() - worker_timeout())
+    return WorkersHealth(alive=len(alive), names=[w.name for w in alive], last_seen=repo.last_seen())
 
 
 @router.get("/spec/schema", responses=errors(401))

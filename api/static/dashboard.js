@@ -3,7 +3,7 @@
 "use strict";
 
 const API = "/api/v1";
-const FINAL = ["succeeded", "failed", "cancelled"];
+const FINAL = ["succeeded", "failed", "cancelled", "pruned"];
 const POLL_MS = 2000;
 const COLORS = ["#2f6fdf", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#0b7285", "#5c940d", "#862e9c"];
 window.trainlabCharts = {}; // key -> Chart, for people (and tests) poking at the page

@@ -120,8 +120,19 @@ def test_oversized_body_is_413_and_stores_nothing(client, monkeypatch) -> None:
 
 
 def test_health_and_published_schema(client) -> None:
-    health = client.get("/api/v1/health")
-    assert health.status_code == 200 and health.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    from core.db import session_scope
+    from core.operations import WorkerRepository
+
+    health = client.get("/api/v1/health")  # no worker has ever started here
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
+    assert health.json()["workers"]["alive"] == 0 and "no worker alive" in health.json()["problems"][0]
+    with session_scope() as session:  # what a worker's reconciler writes on each pass
+        WorkerRepository(session).beat("w1@lab", 2)
+        session.commit()
+    health = client.get("/api/v1/health").json()
+    assert health["status"] == "ok" and health["problems"] == [] and health["workers"]["names"] == ["w1@lab"]
+    scrape = client.get("/metrics").text
+    assert "trainlab_workers_alive 1.0" in scrape and 'trainlab_worker_last_seen_seconds{worker="w1@lab"}' in scrape
     schema = client.get("/api/v1/spec/schema").json()
     assert "train" in str(schema) and "pinn" in str(schema)
     openapi = client.get("/openapi.json").json()

@@ -90,7 +90,7 @@ def test_sigterm_requeues_and_the_run_completes(lab) -> None:
     service.start_worker("after-sigterm")
     final = service.wait_for(created["id"], ("succeeded", "failed", "cancelled"), timeout=240)
     assert final["status"] == "succeeded", final["error"]
-    assert final["attempts"] == 2 and final["error"] is None
+    assert final["attempts"] == 2 and final["losses"] == 0 and final["error"] is None  # a hand-over, not a loss
     assert final["summary"]["resumed_from_epoch"] >= 3
     assert_unique_metrics(service, created["id"], final["summary"]["epochs_run"])
 
@@ -174,3 +174,108 @@ def test_one_users_big_fanout_does_not_starve_anothers_run(lab) -> None:
     service.http.post(f"/api/v1/experiments/{search['id']}/cancel")
     final = service.wait_for(search["id"], ("cancelled", "succeeded", "failed"), timeout=120)
     assert final["status"] == "cancelled"
+
+
+SEARCH = {
+    "kind": "search",
+    "name": "orphan-search",
+    "base": {"kind": "analytic", "function": "quadratic"},
+    "space": {"h1": {"type": "float", "low": -2, "high": 2}, "h2": {"type": "float", "low": -2, "high": 4}},
+    "method": "random",
+    "trials": 4,
+    "parallel": 2,
+}
+
+
+def ghost_claim(service: Service, spec: dict) -> int:
+    """A row as a worker killed while planning it leaves it: running, no children, a lease
+    nobody renews (written straight into the service's database, as that worker had)."""
+    from datetime import timedelta
+
+    from sqlalchemy.orm import Session
+
+    from core.db import make_engine
+    from core.models import User, utcnow
+    from core.repositories import ExperimentRepository
+    from ml.spec import experiment_kind, parse_spec
+
+    engine = make_engine(service.env["TRAINLAB_DATABASE_URL"])
+    try:
+        with Session(engine) as session:
+            repo = ExperimentRepository(session)
+            owner = session.query(User).filter_by(name="tester").one()
+            parsed = parse_spec(spec)
+            row = repo.create(name=spec["name"], kind=experiment_kind(parsed), spec=parsed.model_dump(mode="json"),
+                              owner_id=owner.id)
+            session.flush()
+            assert repo.claim(row.id, "ghost@gone/1/dead")
+            row.heartbeat_at = utcnow() - timedelta(seconds=60)
+            session.commit()
+            return row.id
+    finally:
+        engine.dispose()
+
+
+def test_a_parent_whose_worker_died_while_planning_is_planned_again(lab) -> None:
+    service, _ = lab
+    experiment_id = ghost_claim(service, SEARCH)
+    final = service.wait_for(experiment_id, ("succeeded", "failed", "cancelled"), timeout=120)
+    assert final["status"] == "succeeded", final["error"]
+    assert final["losses"] == 1 and len(final["children"]) == 4
+
+
+def test_cancel_ends_a_parent_whose_planning_worker_died(lab) -> None:
+    service, _ = lab
+    experiment_id = ghost_claim(service, {**SEARCH, "name": "orphan-cancelled"})
+    answer = service.http.post(f"/api/v1/experiments/{experiment_id}/cancel").json()
+    assert answer["status"] == "cancelled"  # at once: nobody holds it any more
+    assert service.wait_for(experiment_id, ("cancelled",), timeout=10)["children"] == []
+
+
+def test_cancel_of_a_run_whose_worker_was_killed_ends_it(lab) -> None:
+    service, _ = lab
+    created = service.http.post("/api/v1/experiments", json={**LONG, "seed": 41}).json()
+    running = wait_epochs(service, created["id"], 2)
+    service.kill_worker(service.worker_running(running), signal.SIGKILL)
+    service.start_worker("after-cancel-kill")
+    assert service.http.post(f"/api/v1/experiments/{created['id']}/cancel").status_code == 200
+    final = service.wait_for(created["id"], ("succeeded", "failed", "cancelled"), timeout=30)
+    assert final["status"] == "cancelled" and final["error_reason"] == "cancelled"
+
+
+def test_a_dropped_database_connection_requeues_the_run(lab) -> None:
+    """Every connection to the database is killed mid-run (PostgreSQL restarted, a proxy
+    dropped them): the run goes back to the queue and finishes; it is not failed."""
+    from sqlalchemy import text
+
+    from core.db import make_engine
+
+    service, _ = lab
+    created = service.http.post("/api/v1/experiments", json={**LONG, "seed": 42}).json()
+    wait_epochs(service, created["id"], 3)
+    engine = make_engine(service.env["TRAINLAB_DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            killed = connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert killed >= 1
+    final = service.wait_for(created["id"], ("succeeded", "failed", "cancelled"), timeout=240)
+    assert final["status"] == "succeeded", (final["error_reason"], final["error"])
+    assert_unique_metrics(service, created["id"], final["summary"]["epochs_run"])
+
+
+def test_a_worker_that_cannot_reach_the_database_does_not_start(lab) -> None:
+    """It would otherwise take messages it can never run (healthy workers idle meanwhile)."""
+    service, _ = lab
+    broken = {**service.env, "TRAINLAB_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/no_such_db"}
+    proc = service.start_worker("broken-db", env=broken)
+    assert proc.wait(timeout=60) != 0
+    assert "cannot work on the database" in service.log("worker-broken-db.log")
+    done = service.wait_for(service.http.post("/api/v1/experiments", json=TINY).json()["id"], ("succeeded",), 60)
+    assert done["attempts"] == 1
