@@ -13,6 +13,9 @@ from core.repositories import ArtifactRepository, ExperimentRepository, MetricRe
 from ml.reporter import Reporter
 
 CHECKPOINT = "checkpoint.pt"
+# Set when this run process receives SIGTERM (a service manager signals the whole process group,
+# not only Celery's main process): the run checkpoints and goes back to the queue, gracefully.
+SHUTDOWN = threading.Event()
 
 
 class LeaseKeeper(threading.Thread):
@@ -96,6 +99,8 @@ class DatabaseReporter(Reporter):
     def should_stop(self) -> bool:
         # Called between batches: hit the database at most once per poll interval.
         now = time.monotonic()
+        if self.stop_reason is None and SHUTDOWN.is_set():  # this process got SIGTERM: hand over
+            self.stop_reason = "interrupt"
         if self.stop_reason is None and self.time_limit is not None and now - self.started > self.time_limit:
             self.stop_reason = "timeout"
         if self.stop_reason is None and self.lease is not None and self.lease.lost:

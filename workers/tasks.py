@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +30,7 @@ from core.settings import get_settings
 from ml.fanout import RunContext, planner_for
 from ml.spec import parse_spec
 from workers.fanout import advance_parent, start_fanout
-from workers.reporter import DatabaseReporter, LeaseKeeper
+from workers.reporter import SHUTDOWN, DatabaseReporter, LeaseKeeper
 from workers.uploads import UploadResolver, WeightsLoader
 
 log = logging.getLogger(__name__)
@@ -176,11 +180,29 @@ def run_experiment(self: Task, experiment_id: int) -> str:
         resume=claim.attempts > 1,
     )
     try:
-        return _run(experiment_id, spec, reporter, context, worker, UploadResolver(reporter.store, claim.owner_id))
+        with hand_over_on_sigterm():
+            return _run(experiment_id, spec, reporter, context, worker, UploadResolver(reporter.store, claim.owner_id))
     except INFRASTRUCTURE_ERRORS as exc:  # e.g. the database went away while the result was stored
         return _infrastructure_failed(experiment_id, worker, exc)
     finally:
         lease.stop()
+
+
+@contextmanager
+def hand_over_on_sigterm() -> Iterator[None]:
+    """While a run trains, SIGTERM to this process (systemd and `kill -- -PGID` signal the whole
+    process group, not only Celery's main process) hands the run over: it checkpoints and goes
+    back to the queue at its next check instead of dying mid-epoch as a lost worker. Installed
+    per run because the pool resets the child's handlers after its initializer runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    SHUTDOWN.clear()
+    previous = signal.signal(signal.SIGTERM, lambda *_: SHUTDOWN.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(

@@ -90,7 +90,8 @@ def test_sigterm_requeues_and_the_run_completes(lab) -> None:
     service.start_worker("after-sigterm")
     final = service.wait_for(created["id"], ("succeeded", "failed", "cancelled"), timeout=240)
     assert final["status"] == "succeeded", final["error"]
-    assert final["attempts"] == 2 and final["losses"] == 0 and final["error"] is None  # a hand-over, not a loss
+    logs = "\n".join(service.log(p.name) for p in service.logs.glob("worker-*.log"))
+    assert final["attempts"] == 2 and final["losses"] == 0 and final["error"] is None, logs
     assert final["summary"]["resumed_from_epoch"] >= 3
     assert_unique_metrics(service, created["id"], final["summary"]["epochs_run"])
 
