@@ -68,10 +68,12 @@ class _Keys:
         return self._namespace
 
     def key_for(self, experiment_id: int, name: str) -> str:
-        return f"{self.namespace}/experiments/{int(experiment_id)}/{check_name(name)}"
+        name = check_name(name)
+        return f"{self.namespace}/experiments/{int(experiment_id)}/{name}"
 
     def dataset_key(self, dataset_id: int, fmt: str) -> str:
-        return f"{self.namespace}/datasets/{int(dataset_id)}/data.{check_name(fmt)}"
+        fmt = check_name(fmt)
+        return f"{self.namespace}/datasets/{int(dataset_id)}/data.{fmt}"
 
 
 class LocalArtifactStore(_Keys):
