@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ml.pinn import run_pinn  # noqa: E402
+from ml.pinn.trainer import run_pinn  # noqa: E402
 from ml.reporter import Reporter  # noqa: E402
 from ml.spec.pinn import PinnExperimentSpec  # noqa: E402
 

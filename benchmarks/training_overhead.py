@@ -1,4 +1,4 @@
-"""How much slower is `ml.train.fit` than a minimal hand-written PyTorch loop?
+"""How much slower is `ml.training.loop.fit` than a minimal hand-written PyTorch loop?
 
 Both loops train the same model (same initial weights), on the same tensors, with the same
 batch size, shuffling generator seed, Adam settings and thread count, in the same process, and
@@ -39,7 +39,7 @@ from torch import nn  # noqa: E402
 
 from ml.reporter import Reporter  # noqa: E402
 from ml.spec import TrainSpec  # noqa: E402
-from ml.train import Tensors, fit  # noqa: E402
+from ml.training.loop import Tensors, fit  # noqa: E402
 
 THREADS = 2
 LR = 1e-3
@@ -90,7 +90,7 @@ def large_case(epochs: int, rows: int = 100_000) -> Case:
 
 
 def run_ml(model: nn.Module, case: Case) -> float:
-    """`ml.train.fit` with a no-op reporter; returns the last validation loss."""
+    """`ml.training.loop.fit` with a no-op reporter; returns the last validation loss."""
     spec = TrainSpec(epochs=case.epochs, batch_size=case.batch_size, optimizer={"name": "adam", "lr": LR})
     history = fit(model, case.data, spec, "classification", Reporter(), torch.Generator().manual_seed(SEED))
     return history.series["validation"]["loss"][-1]

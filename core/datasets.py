@@ -295,7 +295,7 @@ def _check_classes(counts: dict[str, int] | None) -> None:
 
 @dataclass
 class LoadedTable:
-    """Arrays ready for training (the worker wraps them into an `ml.data.Dataset`)."""
+    """Arrays ready for training (the worker wraps them into an `ml.data.sources.Dataset`)."""
 
     X: np.ndarray
     y: np.ndarray

@@ -14,8 +14,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ml.context import RunContext
 from ml.errors import MLError
-from ml.fanout import FINAL, ChildResult, RunContext, planner_for
+from ml.fanout.base import FINAL, ChildResult
+from ml.planners import planner_for
 from ml.reporter import RecordingReporter
 from ml.spec import parse_spec
 

@@ -7,7 +7,9 @@ notebook may print them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from pathlib import Path
 
 
 class Reporter:
@@ -71,3 +73,27 @@ class RecordingReporter(Reporter):
         """The values of one metric in step order."""
         rows = [r for r in self.rows if r["split"] == split and r["name"] == name]
         return [float(r["value"]) for r in sorted(rows, key=lambda r: int(r["step"]))]
+
+
+class PrintingReporter(Reporter):
+    """Prints progress and writes artifacts to a folder (the command line, a notebook)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
+
+    def on_epoch_end(self, step: int, metrics: Mapping[str, Mapping[str, float]]) -> None:
+        for split, values in metrics.items():
+            text = "  ".join(f"{name} {value:.3e}" for name, value in values.items())
+            elapsed = time.perf_counter() - self.start
+            cpu = time.process_time() - self.cpu_start
+            print(f"{elapsed:7.1f} s (cpu {cpu:7.1f} s)  step {step:6d} [{split}] {text}", flush=True)
+
+    def save_artifact(self, name: str, data: bytes, content_type: str) -> None:
+        (self.out / name).write_bytes(data)
+        print(f"wrote {self.out / name}", flush=True)
+
+    def log(self, message: str) -> None:
+        print(message, flush=True)

@@ -12,19 +12,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ml.data import Dataset, load_dataset, split_dataset
-from ml.device import resolve_device
-from ml.fanout import RunContext
-from ml.lr_finder import run_lr_range_test
+from ml.context import RunContext
+from ml.data.sources import Dataset, load_dataset, split_dataset
+from ml.data.subsets import select_classes, training_rows
 from ml.models import build_model
-from ml.preprocess import fit_preprocessing
+from ml.preprocessing import fit_preprocessing
 from ml.reporter import Reporter
-from ml.search_trial import trial_reporter
+from ml.search.trial import trial_reporter
 from ml.spec import PinnExperimentSpec, TrainExperimentSpec, parse_spec
-from ml.step_hooks import Hypergradient
-from ml.subsets import select_classes, training_rows
-from ml.train import Tensors, fit
-from ml.transfer import apply_init
+from ml.training.device import resolve_device
+from ml.training.loop import Tensors, fit
+from ml.training.lr_finder import run_lr_range_test
+from ml.training.optimizer_hooks import Hypergradient
+from ml.training.transfer import apply_init
 
 UploadResolver = Callable[[str, Any], Dataset]
 
@@ -86,7 +86,7 @@ def run_train(
     Returns:
         The JSON-able summary (``test`` holds the final test metrics).
     """
-    from ml.evaluation import evaluate_run
+    from ml.evaluation.evaluate import evaluate_run
 
     started = time.perf_counter()
     reporter = trial_reporter(spec, reporter, context)  # a search trial reports to its study and may be pruned
@@ -187,13 +187,13 @@ def run_train(
 def _run_pinn(
     spec: PinnExperimentSpec, reporter: Reporter, device: torch.device | None = None, **_: Any
 ) -> dict[str, Any]:
-    from ml.pinn import run_pinn
+    from ml.pinn.trainer import run_pinn
 
     return run_pinn(spec, reporter, device)
 
 
 def _run_analytic(spec: Any, reporter: Reporter, **kwargs: Any) -> dict[str, Any]:
-    from ml.search_objectives import run_analytic
+    from ml.search.objectives import run_analytic
 
     return run_analytic(spec, reporter, **kwargs)
 
@@ -217,7 +217,7 @@ def run_experiment(
     """Run any single-run experiment kind from a spec model or dict; returns its summary.
 
     Args:
-        spec: the spec (fan-out kinds are planned with `ml.fanout.planner_for` instead).
+        spec: the spec (fan-out kinds are planned with `ml.planners.planner_for` instead).
         reporter: receives metrics and artifacts; polled for cancellation.
         device: where to train (default: the spec's choice).
         resolve_upload: loads ``dataset/<id>`` sources.

@@ -198,7 +198,7 @@ def _copy_studies(source: str, target: str) -> int:
     """Copy every search study from one Optuna storage to another; returns how many."""
     import optuna
 
-    from ml.search_study import optuna_storage
+    from ml.search.study import optuna_storage
 
     if source.startswith("journal:") and not Path(source.removeprefix("journal:")).exists():
         return 0

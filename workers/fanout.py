@@ -18,7 +18,8 @@ from core.db import session_scope
 from core.models import FINAL_STATUSES, Experiment, Status
 from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository, durations
 from core.settings import get_settings
-from ml.fanout import ChildPlan, ChildResult, Planner, RunContext, experiment_kind
+from ml.context import RunContext
+from ml.fanout.base import ChildPlan, ChildResult, Planner, experiment_kind
 from ml.spec import parse_spec
 from workers.reporter import DatabaseReporter
 
@@ -136,7 +137,7 @@ def start_fanout(experiment_id: int, spec: Any, planner: Planner) -> str:
 def advance_parent(parent_id: int) -> None:
     """Called when a child is final: queue more children, or finish the parent."""
     from ml.errors import MLError
-    from ml.fanout import planner_for
+    from ml.planners import planner_for
 
     with session_scope() as session:
         repo = ExperimentRepository(session)

@@ -27,7 +27,8 @@ from core.models import Status
 from core.references import unresolved
 from core.repositories import ExperimentRepository
 from core.settings import get_settings
-from ml.fanout import RunContext, planner_for
+from ml.context import RunContext
+from ml.planners import planner_for
 from ml.spec import parse_spec
 from workers.fanout import advance_parent, start_fanout
 from workers.reporter import SHUTDOWN, DatabaseReporter, LeaseKeeper
@@ -109,8 +110,8 @@ def reference_problem(claim: Claim) -> str | None:
     """Why the stored spec may not run as its owner, or None. The API checked this at
     submission; it is checked again here (one resolver for both), so a row written past the
     API, or a data set's owner changed since, cannot make a run read someone else's objects."""
-    from ml.fanout import RunContext
-    from ml.search import study_name
+    from ml.context import RunContext
+    from ml.search.planner import study_name
     from ml.spec.references import spec_references
 
     found = spec_references(parse_spec(claim.spec))

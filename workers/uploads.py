@@ -9,12 +9,12 @@ from core.artifacts import ArtifactStore
 from core.datasets import DatasetError, load_upload
 from core.db import session_scope
 from core.references import resolve_dataset, resolve_experiment
-from ml.data import Dataset
+from ml.data.sources import Dataset
 from ml.errors import DataError
 
 
 class UploadResolver:
-    """`dataset/<id>` -> an `ml.data.Dataset`, read from the database and the artifact store, if
+    """`dataset/<id>` -> an `ml.data.sources.Dataset`, read from the database and the artifact store, if
     the run's owner uploaded it."""
 
     def __init__(self, store: ArtifactStore, owner_id: int | None) -> None:

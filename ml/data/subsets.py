@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-from ml.data import Dataset, Split
+from ml.data.sources import Dataset, Split
 from ml.errors import DataError
 from ml.spec import DataSpec
 

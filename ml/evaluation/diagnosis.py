@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ml.metrics import to_jsonable
+from ml.evaluation.metrics import to_jsonable
 
 MIN_EPOCHS = 3
 """Shorter curves get verdict "good" with confidence "low": too short to tell."""

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from ml import plots
-from ml.data import Dataset, Split
-from ml.diagnosis import diagnose_fit
-from ml.metrics import (
+from ml.data.sources import Dataset, Split
+from ml.evaluation.diagnosis import diagnose_fit
+from ml.evaluation.metrics import (
     accuracy_warning,
     choose_threshold,
     evaluate_classification,
@@ -26,7 +26,7 @@ from ml.metrics import (
 )
 from ml.reporter import Reporter
 from ml.spec import TrainExperimentSpec
-from ml.train import History
+from ml.training.loop import History
 
 
 def predictions_csv(

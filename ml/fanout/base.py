@@ -10,14 +10,15 @@ from __future__ import annotations
 import csv
 import io
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+from ml.context import RunContext
 from ml.reporter import Reporter
-from ml.spec import experiment_kind, parse_spec
+from ml.spec import experiment_kind
 
 __all__ = [
     "ChildData",
@@ -26,21 +27,8 @@ __all__ = [
     "Planner",
     "RunContext",
     "experiment_kind",
-    "planner_for",
     "series",
 ]
-
-
-@dataclass
-class RunContext:
-    """What the host tells `ml` about where a run lives (never read from the environment)."""
-
-    experiment_id: int | None = None
-    # An Optuna storage for search studies: an SQLAlchemy URL (PostgreSQL in the lab set-up) or
-    # "journal:<path>" for a file journal (the embedded default; safe for parallel trials).
-    optuna_storage: str | None = None
-    # Transfer learning: the bytes of a finished experiment's model.pt, by its id or name.
-    load_weights: Callable[[str], bytes | None] | None = None
 
 
 @dataclass
@@ -122,50 +110,3 @@ def series(rows: Sequence[dict[str, Any]], split: str, name: str) -> list[float]
     """One metric's values in step order, from [{step, split, name, value}] rows."""
     picked = sorted((r["step"], r["value"]) for r in rows if r["split"] == split and r["name"] == name)
     return [v for _, v in picked]
-
-
-# Decides whether a spec fans out, and with which planner; adding a kind is one entry.
-def _kfold(spec: Any, context: RunContext) -> Planner | None:
-    if getattr(spec, "kind", None) == "train" and spec.data.split.folds and spec.data.split.fold is None:
-        from ml.kfold import KFoldPlanner
-
-        return KFoldPlanner()
-    return None
-
-
-def _search(spec: Any, context: RunContext) -> Planner | None:
-    if getattr(spec, "kind", None) == "search":
-        from ml.search import SearchPlanner
-
-        return SearchPlanner(context)
-    return None
-
-
-def _ensemble(spec: Any, context: RunContext) -> Planner | None:
-    if getattr(spec, "kind", None) == "ensemble":
-        from ml.ensemble import EnsemblePlanner
-
-        return EnsemblePlanner()
-    return None
-
-
-def _compare(spec: Any, context: RunContext) -> Planner | None:
-    if getattr(spec, "kind", None) == "compare":
-        from ml.compare import ComparePlanner
-
-        return ComparePlanner()
-    return None
-
-
-PLANNER_FINDERS: list[Callable[[Any, RunContext], Planner | None]] = [_kfold, _search, _ensemble, _compare]
-
-
-def planner_for(spec: Any, context: RunContext | None = None) -> Planner | None:
-    """The planner of a fan-out spec (a model or a dict), or None for a single run."""
-    if isinstance(spec, dict):
-        spec = parse_spec(spec)
-    for find in PLANNER_FINDERS:
-        planner = find(spec, context or RunContext())
-        if planner is not None:
-            return planner
-    return None

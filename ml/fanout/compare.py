@@ -10,7 +10,7 @@ from typing import Any
 
 from ml import plots
 from ml.errors import MLError
-from ml.fanout import ChildData, ChildPlan, ChildResult, Planner, series
+from ml.fanout.base import ChildData, ChildPlan, ChildResult, Planner, series
 from ml.reporter import Reporter
 
 

@@ -2,7 +2,7 @@
 rows; the parent combines the members' test predictions (their ``predictions.csv``).
 
 The split is the same for every member (the same seed), so the members are validated and tested
-on the same rows; only the training rows differ (`data.sample`, applied by `ml.subsets`).
+on the same rows; only the training rows differ (`data.sample`, applied by `ml.data.subsets`).
 Combination: majority vote (ties go to the class with the higher mean probability) or the mean of
 the class probabilities; a regression ensemble predicts the members' mean.
 """
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from ml.errors import MLError
-from ml.fanout import ChildData, ChildPlan, ChildResult, Planner, children_predictions
-from ml.metrics import evaluate_classification, evaluate_regression
+from ml.evaluation.metrics import evaluate_classification, evaluate_regression
+from ml.fanout.base import ChildData, ChildPlan, ChildResult, Planner, children_predictions
 from ml.reporter import Reporter
 from ml.spec.ensemble import EnsembleExperimentSpec
 

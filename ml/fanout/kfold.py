@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from ml.errors import MLError
-from ml.fanout import ChildData, ChildPlan, ChildResult, Planner, children_predictions
-from ml.metrics import evaluate_classification, evaluate_regression
+from ml.evaluation.metrics import evaluate_classification, evaluate_regression
+from ml.fanout.base import ChildData, ChildPlan, ChildResult, Planner, children_predictions
 from ml.reporter import Reporter
 
 

@@ -9,9 +9,9 @@ Training is Adam then L-BFGS (strong Wolfe line search) on a fixed set of points
 The derivatives u_t, u_x, u_xx the residual needs are propagated forward through the network
 together with u (one batched matrix product per layer), then one backward pass gives the gradient
 with respect to the weights. It is the same quantity double autograd computes
-(`ml.pinn_exact.heat_residual`; the tests compare both) at a fraction of the cost.
+(`ml.pinn.exact.heat_residual`; the tests compare both) at a fraction of the cost.
 
-Run alone:  python -m ml.pinn examples/pinn-heat.yaml --out ./pinn-out
+Run alone:  python -m ml.pinn.trainer examples/pinn-heat.yaml --out ./pinn-out
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from scipy.stats import qmc
 from torch import nn
 
 from ml.errors import Cancelled, TrainingDiverged
-from ml.pinn_exact import heat_exact, initial_condition_torch, relative_l2_error
-from ml.pinn_plots import heatmap_png, heatmaps_png
-from ml.reporter import Reporter
+from ml.pinn.exact import heat_exact, initial_condition_torch, relative_l2_error
+from ml.pinn.plots import heatmap_png, heatmaps_png
+from ml.reporter import PrintingReporter, Reporter
 from ml.spec.pinn import PdeSpec, PinnExperimentSpec, PinnNetworkSpec
 
 TERMS = ("pde", "initial", "boundary", "boundary_derivative")
@@ -508,34 +508,10 @@ def run_pinn(spec: PinnExperimentSpec, reporter: Reporter, device: torch.device 
     return summary
 
 
-class PrintingReporter(Reporter):
-    """Prints progress and writes artifacts to a folder (for the command line)."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.start = time.perf_counter()
-        self.cpu_start = time.process_time()
-
-    def on_epoch_end(self, step, metrics) -> None:
-        for split, values in metrics.items():
-            text = "  ".join(f"{name} {value:.3e}" for name, value in values.items())
-            elapsed = time.perf_counter() - self.start
-            cpu = time.process_time() - self.cpu_start
-            print(f"{elapsed:7.1f} s (cpu {cpu:7.1f} s)  step {step:6d} [{split}] {text}", flush=True)
-
-    def save_artifact(self, name: str, data: bytes, content_type: str) -> None:
-        (self.out / name).write_bytes(data)
-        print(f"wrote {self.out / name}", flush=True)
-
-    def log(self, message: str) -> None:
-        print(message, flush=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
-    parser = argparse.ArgumentParser(prog="python -m ml.pinn", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ml.pinn.trainer", description=__doc__.split("\n")[0])
     parser.add_argument("spec", type=Path, help="a YAML spec of kind pinn")
     parser.add_argument("--out", type=Path, default=Path("pinn-out"), help="folder for the PNGs")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")

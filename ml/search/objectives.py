@@ -16,12 +16,12 @@ from typing import Any
 
 import torch
 
+from ml.context import RunContext
 from ml.errors import TrainingDiverged
-from ml.fanout import RunContext
 from ml.reporter import Reporter
-from ml.search_trial import trial_reporter
+from ml.search.trial import trial_reporter
 from ml.spec.search import AnalyticExperimentSpec
-from ml.step_hooks import Hypergradient
+from ml.training.optimizer_hooks import Hypergradient
 
 Objective = Callable[[Any, Any], Any]  # works on floats and on torch tensors alike
 

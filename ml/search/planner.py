@@ -22,11 +22,12 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ml.context import RunContext
 from ml.errors import MLError
-from ml.fanout import FINAL, ChildData, ChildPlan, ChildResult, Planner, RunContext
+from ml.fanout.base import FINAL, ChildData, ChildPlan, ChildResult, Planner
 from ml.reporter import Reporter
-from ml.search_study import budget, build_sampler, decode, distributions, encode, optuna_storage
-from ml.search_trial import PRUNED_ATTR
+from ml.search.study import budget, build_sampler, decode, distributions, encode, optuna_storage
+from ml.search.trial import PRUNED_ATTR
 from ml.spec.search import SearchExperimentSpec, set_path
 from ml.spec.trial import TrialSpec
 
@@ -137,7 +138,7 @@ class SearchPlanner(Planner):
         self, spec: SearchExperimentSpec, children: Sequence[ChildResult], data: ChildData, reporter: Reporter
     ) -> dict[str, Any]:
         """Best trial, the table of trials, parameter importances and plots."""
-        from ml.search_plots import optimization_history_png, parallel_coordinates_png
+        from ml.search.plots import optimization_history_png, parallel_coordinates_png
 
         study = self.study(spec)
         trials = self._tell(spec, study, children)

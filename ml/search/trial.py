@@ -11,8 +11,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ml.context import RunContext
 from ml.errors import Pruned
-from ml.fanout import RunContext
 from ml.reporter import Reporter
 from ml.spec.trial import TrialSpec
 
@@ -71,7 +71,7 @@ def trial_reporter(spec: Any, reporter: Reporter, context: RunContext | None) ->
     trial_spec: TrialSpec | None = getattr(spec, "trial", None)
     if trial_spec is None:
         return reporter
-    from ml.search_study import build_pruner, load_trial  # optuna is imported by trials only
+    from ml.search.study import build_pruner, load_trial  # optuna is imported by trials only
 
     storage = context.optuna_storage if context else None
     try:

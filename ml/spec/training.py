@@ -17,7 +17,7 @@ from ml.spec.base import MAX_BATCH_SIZE, MAX_EPOCHS, StrictModel
 
 # name -> the keyword arguments it takes and their defaults (torch's own defaults, except where
 # a name implies a value: `momentum` and `nesterov` are SGD with momentum 0.9). The torch side
-# (`ml.optim.OPTIMIZERS`) has one entry per name; adding an optimizer is one entry in each.
+# (`ml.training.optimizers.OPTIMIZERS`) has one entry per name; adding an optimizer is one entry in each.
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "sgd": {"lr": 1e-3, "momentum": 0.0, "weight_decay": 0.0},
     "momentum": {"lr": 1e-3, "momentum": 0.9, "weight_decay": 0.0},
@@ -36,7 +36,7 @@ def _applies_to(param: str) -> str:
 
 
 class OptimizerSpec(StrictModel):
-    """An optimizer from the registry (`ml.optim`) with its hyperparameters.
+    """An optimizer from the registry (`ml.training.optimizers`) with its hyperparameters.
 
     Names: sgd, momentum (SGD with momentum), nesterov (NAG), adagrad, adadelta, rmsprop, adam,
     adamw. A hyperparameter that does not apply to the named optimizer is an error.

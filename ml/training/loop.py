@@ -21,11 +21,11 @@ from torch import nn
 
 from ml import checkpoint
 from ml.errors import Cancelled, TrainingDiverged
-from ml.optim import build_optimizer
-from ml.regularization import Regularizer
 from ml.reporter import Reporter
-from ml.schedules import build_schedule
 from ml.spec import TrainSpec
+from ml.training.optimizers import build_optimizer
+from ml.training.regularization import Regularizer
+from ml.training.schedules import build_schedule
 
 # A finite loss this many times larger than the first epoch's counts as diverged too.
 EXPLOSION_FACTOR = 1e6

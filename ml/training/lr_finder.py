@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml.optim import build_optimizer
 from ml.plots import overlay_curves_png
 from ml.reporter import Reporter
 from ml.spec.training import TrainSpec
-from ml.train import Tensors, fit_shape, loss_function
+from ml.training.loop import Tensors, fit_shape, loss_function
+from ml.training.optimizers import build_optimizer
 
 # The sweep stops counting once the smoothed loss is this many times its minimum (it diverged).
 DIVERGED_FACTOR = 4.0

@@ -1,6 +1,6 @@
 """Changes to the optimizer's step that the training loop does not need to know about.
 
-The loop (`ml.train.fit`) builds its own optimizer over ``model.parameters()``. Two features act
+The loop (`ml.training.loop.fit`) builds its own optimizer over ``model.parameters()``. Two features act
 on each of its steps from outside, through torch's global optimizer step hooks, for as long as a
 `with` block lasts and only on an optimizer that holds the given parameters:
 

@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ml.context import RunContext
 from ml.errors import MLError
-from ml.fanout import RunContext
 from ml.reporter import Reporter
 from ml.spec.transfer import InitSpec
-from ml.step_hooks import ScaledUpdates
+from ml.training.optimizer_hooks import ScaledUpdates
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ml.errors import DataError
-from ml.preprocess import fit_preprocessing
+from ml.preprocessing import fit_preprocessing
 from ml.spec import PreprocessStep
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ml.errors import DataError
-from ml.preprocess import fit_preprocessing
+from ml.preprocessing import fit_preprocessing
 from ml.spec import PreprocessStep
 
 NAMES = ["a", "b", "c"]

@@ -8,7 +8,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from ml.fanout import ChildResult, planner_for
+from ml.fanout.base import ChildResult
+from ml.planners import planner_for
 from ml.reporter import RecordingReporter
 from ml.run import run_experiment
 from ml.spec import parse_spec

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ml.diagnosis import diagnose_fit
+from ml.evaluation.diagnosis import diagnose_fit
 
 EPOCHS = np.arange(50)
 

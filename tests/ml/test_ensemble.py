@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.ensemble import combine_classification, spread_of, vote_scores
+from ml.data.subsets import resample_training_rows
+from ml.fanout.ensemble import combine_classification, spread_of, vote_scores
 from ml.local import LocalHost
-from ml.subsets import resample_training_rows
 
 
 def test_vote_and_mean_proba_on_a_hand_made_case() -> None:

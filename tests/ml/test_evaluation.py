@@ -10,9 +10,10 @@ import pytest
 import yaml
 from sklearn import metrics as skm
 
-from ml.data import load_dataset, split_dataset
-from ml.fanout import ChildResult, planner_for, read_predictions
-from ml.metrics import choose_threshold
+from ml.data.sources import load_dataset, split_dataset
+from ml.evaluation.metrics import choose_threshold
+from ml.fanout.base import ChildResult, read_predictions
+from ml.planners import planner_for
 from ml.reporter import RecordingReporter
 from ml.run import run_experiment
 from ml.spec import DataSpec, parse_spec
@@ -88,7 +89,7 @@ def test_examples_are_diagnosed_as_intended(name: str, verdict: str) -> None:
 
 
 def test_duplicated_rows_across_splits_are_reported() -> None:
-    from ml.evaluation import duplicate_rows
+    from ml.evaluation.evaluate import duplicate_rows
 
     data = load_dataset(DataSpec(source="builtin/digits"), 0)  # digits has a few exact duplicates
     split = split_dataset(data, 0.2, 0.2, True, 0)

@@ -1,4 +1,4 @@
-"""ml.metrics agrees with scikit-learn and handles the degenerate cases."""
+"""ml.evaluation.metrics agrees with scikit-learn and handles the degenerate cases."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from ml.metrics import (
+from ml.evaluation.metrics import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     accuracy_warning,

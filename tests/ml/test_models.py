@@ -14,7 +14,7 @@ from ml.models import MODELS, build_model
 from ml.reporter import RecordingReporter
 from ml.run import run_experiment
 from ml.spec import ModelSpec, TrainSpec, parse_spec
-from ml.train import Tensors, fit
+from ml.training.loop import Tensors, fit
 
 
 def layer_types(model: nn.Module) -> list[type]:

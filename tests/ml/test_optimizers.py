@@ -11,11 +11,11 @@ from pydantic import ValidationError
 
 from ml.errors import TrainingDiverged
 from ml.models import build_model
-from ml.optim import OPTIMIZERS, build_optimizer
 from ml.reporter import RecordingReporter, Reporter
 from ml.spec import ModelSpec, OptimizerSpec, TrainSpec, parse_spec
 from ml.spec.training import OPTIMIZER_DEFAULTS, OptimizerName
-from ml.train import Tensors, fit
+from ml.training.loop import Tensors, fit
+from ml.training.optimizers import OPTIMIZERS, build_optimizer
 
 # A rate at which each optimizer visibly learns in a few epochs.
 WORKING_LR = {

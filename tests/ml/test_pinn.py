@@ -13,8 +13,8 @@ import torch
 from pydantic import ValidationError
 
 from ml.errors import Cancelled, TrainingDiverged
-from ml.pinn import CollocationPoints, HeatPinn, _total, loss_terms, main, run_pinn
-from ml.pinn_exact import heat_exact, heat_exact_torch, heat_residual, relative_l2_error
+from ml.pinn.exact import heat_exact, heat_exact_torch, heat_residual, relative_l2_error
+from ml.pinn.trainer import CollocationPoints, HeatPinn, _total, loss_terms, main, run_pinn
 from ml.reporter import RecordingReporter
 from ml.spec.pinn import PinnExperimentSpec
 
@@ -246,10 +246,10 @@ def test_huge_learning_rate_diverges():
 
 
 def test_nan_loss_is_a_divergence(monkeypatch):
-    import ml.pinn
+    import ml.pinn.trainer
 
     calls = {"n": 0}
-    real = ml.pinn.loss_terms
+    real = ml.pinn.trainer.loss_terms
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
@@ -258,7 +258,7 @@ def test_nan_loss_is_a_divergence(monkeypatch):
             terms["pde"] = terms["pde"] * float("nan")
         return terms
 
-    monkeypatch.setattr(ml.pinn, "loss_terms", poisoned)
+    monkeypatch.setattr(ml.pinn.trainer, "loss_terms", poisoned)
     with pytest.raises(TrainingDiverged, match=r"step 40 \(Adam\): loss is nan"):
         run_pinn(small_spec(), RecordingReporter())
 

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from sklearn.decomposition import PCA
 from sklearn.feature_selection import SelectKBest, f_classif
 
-from ml.data import load_dataset, split_dataset
+from ml.data.sources import load_dataset, split_dataset
 from ml.errors import DataError
-from ml.preprocess import PreprocessingLeak, assert_fitted_on_training_only, find_leakage, fit_preprocessing
+from ml.preprocessing import PreprocessingLeak, assert_fitted_on_training_only, find_leakage, fit_preprocessing
 from ml.spec import DataSpec, PreprocessStep, parse_spec
 from ml.spec.preprocess import STEP_NAMES, PcaStep, SelectStep, StandardizeStep
 

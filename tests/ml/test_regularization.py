@@ -10,11 +10,11 @@ from pydantic import ValidationError
 from torch import nn
 
 from ml.models import build_model
-from ml.regularization import Regularizer, weight_tensors
 from ml.reporter import RecordingReporter
 from ml.spec import ModelSpec, TrainSpec
 from ml.spec.training import RegularizationSpec
-from ml.train import Tensors, fit
+from ml.training.loop import Tensors, fit
+from ml.training.regularization import Regularizer, weight_tensors
 
 
 def two_relevant_of_twenty(n: int = 400) -> Tensors:

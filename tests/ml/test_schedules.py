@@ -11,13 +11,13 @@ import torch
 import yaml
 from pydantic import ValidationError
 
-from ml.lr_finder import lr_range_test, run_lr_range_test
 from ml.models import build_model
 from ml.reporter import RecordingReporter
-from ml.schedules import SCHEDULES, build_schedule, epoch_factor
 from ml.spec import ModelSpec, TrainSpec, parse_spec
 from ml.spec.training import SCHEDULE_NAMES
-from ml.train import Tensors, fit
+from ml.training.loop import Tensors, fit
+from ml.training.lr_finder import lr_range_test, run_lr_range_test
+from ml.training.schedules import SCHEDULES, build_schedule, epoch_factor
 
 PEAK = 0.01
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ml.fanout import ChildResult, RunContext, planner_for
+from ml.context import RunContext
+from ml.fanout.base import ChildResult
 from ml.local import LocalHost
+from ml.planners import planner_for
 from ml.reporter import RecordingReporter
 from ml.run import run_experiment
 from ml.spec import parse_spec

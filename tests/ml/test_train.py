@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from ml.data import load_dataset, split_dataset
+from ml.data.sources import load_dataset, split_dataset
 from ml.errors import Cancelled, TrainingDiverged
-from ml.preprocess import fit_preprocessing
+from ml.preprocessing import fit_preprocessing
 from ml.reporter import RecordingReporter, Reporter
 from ml.run import run_experiment
 from ml.spec import DataSpec, PreprocessStep, parse_spec

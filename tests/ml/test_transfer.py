@@ -11,15 +11,15 @@ import pytest
 import torch
 from torch import nn
 
-from ml.data import load_dataset
+from ml.context import RunContext
+from ml.data.sources import load_dataset
+from ml.data.subsets import select_classes
 from ml.errors import MLError
-from ml.fanout import RunContext
 from ml.reporter import RecordingReporter
 from ml.run import run_experiment
 from ml.spec import DataSpec
-from ml.step_hooks import ScaledUpdates
-from ml.subsets import select_classes
-from ml.transfer import load_state_dict
+from ml.training.optimizer_hooks import ScaledUpdates
+from ml.training.transfer import load_state_dict
 
 
 def digits(classes: list[int], **over) -> dict:
