@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.models import Experiment
+from core.models import ErrorReason, Experiment
 from core.repositories import durations
 
 
@@ -33,7 +33,7 @@ class ExperimentRead(ExperimentBrief):
     spec: dict[str, Any]
     summary: dict[str, Any] | None
     error: str | None
-    error_reason: str | None
+    error_reason: ErrorReason | None
     cancel_requested: bool
     attempts: int = Field(description="Runs started (a graceful hand-over to another worker starts one more).")
     losses: int = Field(default=0, description="Runs lost (worker killed, infrastructure failure), up to max_attempts.")

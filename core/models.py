@@ -62,6 +62,22 @@ class Status(enum.StrEnum):
 FINAL_STATUSES = (Status.succeeded, Status.failed, Status.cancelled, Status.pruned)
 
 
+class ErrorReason(enum.StrEnum):
+    """Why an experiment ended other than `succeeded` (its `error_reason`): what a dashboard, a
+    script or an alert may branch on. Only `error` and `worker_lost` are the server's fault."""
+
+    cancelled = "cancelled"  # someone cancelled it
+    timeout = "timeout"  # its time limit was reached
+    diverged = "diverged"  # the loss became nan/inf: usually the learning rate
+    data = "data"  # the data cannot be used as the spec says
+    invalid = "invalid"  # the spec cannot run (or names objects its owner may not use)
+    memory = "memory"  # it needed more than the worker's memory budget
+    pruned = "pruned"  # a search trial stopped early by the search's pruner
+    children = "children"  # a fan-out parent whose children could not be combined
+    worker_lost = "worker_lost"  # its worker was lost too many times
+    error = "error"  # a bug or an infrastructure failure the server could not recover from
+
+
 class User(Base):
     """A person (or a script's account) on the lab server."""
 

@@ -10,12 +10,25 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
-from core.models import FINAL_STATUSES, ApiToken, Artifact, Dataset, Experiment, Metric, Status, User, utcnow
+from core.models import (
+    FINAL_STATUSES,
+    ApiToken,
+    Artifact,
+    Dataset,
+    ErrorReason,
+    Experiment,
+    Metric,
+    Status,
+    User,
+    utcnow,
+)
 from core.security import display_prefix, hash_token, new_token, same_hash
 
 # Ids are 32-bit integer columns.
 MAX_ROW_ID = 2**31 - 1
 PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2}
+# The columns of an experiment cancelled by a request.
+CANCELLED: dict[str, Any] = {"status": Status.cancelled, "error": "cancelled", "error_reason": ErrorReason.cancelled}
 
 
 class ExperimentRepository:
@@ -210,7 +223,7 @@ class ExperimentRepository:
             query = query.where(Experiment.heartbeat_at < expired_before)
         self.session.execute(
             query.where(Experiment.cancel_requested.is_(True)).values(
-                status=Status.cancelled, worker=None, finished_at=utcnow(), error="cancelled", error_reason="cancelled"
+                **CANCELLED, worker=None, finished_at=utcnow()
             )
         )
         losses = Experiment.losses + 1 if lost else Experiment.losses
@@ -227,7 +240,7 @@ class ExperimentRepository:
         result = self.session.execute(
             update(Experiment)
             .where(Experiment.status == Status.queued, Experiment.cancel_requested.is_(True))
-            .values(status=Status.cancelled, finished_at=utcnow(), error="cancelled", error_reason="cancelled")
+            .values(**CANCELLED, finished_at=utcnow())
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -301,7 +314,7 @@ class ExperimentRepository:
         *,
         summary: dict[str, Any] | None = None,
         error: str | None = None,
-        reason: str | None = None,
+        reason: ErrorReason | None = None,
         worker: str | None = None,
     ) -> bool:
         """Record a final state for a running experiment; False if it was not running (or, with
@@ -350,10 +363,32 @@ class ExperimentRepository:
                 Experiment.heartbeat_at < expired_before,
             )
             .values(
-                status=Status.cancelled, worker=None, finished_at=utcnow(), error="cancelled", error_reason="cancelled"
+                **CANCELLED, worker=None, finished_at=utcnow()
             )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def cancel_tree(
+        self, experiment: Experiment, abandoned_before: datetime, summary: dict[str, Any] | None = None
+    ) -> None:
+        """Cancel an experiment and its children (the one cancel cascade, for the API and the
+        fan-out host): queued ones end now, running ones at their next check, running ones whose
+        worker is gone (lease older than `abandoned_before`) now; a fan-out parent ends once every
+        child has."""
+        for child in experiment.children:
+            self.request_cancel(child)
+            self.cancel_abandoned(child.id, abandoned_before)
+        self.request_cancel(experiment)
+        if not experiment.children:  # a run, or a parent still planning: its worker may be gone
+            self.cancel_abandoned(experiment.id, abandoned_before)
+        self.session.flush()
+        self.session.refresh(experiment)
+        self.session.refresh(experiment, ["children"])
+        if experiment.children and all(c.status in FINAL_STATUSES for c in experiment.children):
+            self.finish(
+                experiment.id, Status.cancelled, error="cancelled", reason=ErrorReason.cancelled, summary=summary
+            )
+            self.session.refresh(experiment)
 
     def request_cancel(self, experiment: Experiment) -> None:
         """Queued: cancelled now. Running: flagged; the worker stops at its next check."""

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutting_down
+from threadpoolctl import threadpool_limits
 
 from core.db import get_engine, session_scope
 from core.operations import WorkerRepository
@@ -21,6 +22,7 @@ __all__ = ["app"]
 log = logging.getLogger(__name__)
 app.conf.worker_max_tasks_per_child = get_settings().worker_max_tasks_per_child
 _reconciler: Reconciler | None = None
+_blas_limits: Any = None  # kept: the limits hold for this process's life
 
 
 @worker_init.connect
@@ -41,6 +43,10 @@ def _init_worker_process(**_: Any) -> None:
     drop database connections inherited from the parent."""
     apply_memory_budget(get_settings().worker_memory_mb)
     threads = get_settings().threads_per_worker_process()
+    # numpy and scikit-learn were imported in the parent before it forked (the task module
+    # imports them): their BLAS/OpenMP pools keep the parent's size unless limited here too.
+    global _blas_limits
+    _blas_limits = threadpool_limits(limits=threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     # Threads that sleep when idle: spinning ones slow everyone down on a shared server.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -10,12 +10,13 @@ two workers finishing children at once never plan or summarize twice.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from core.artifacts import ArtifactStore, get_artifact_store
 from core.celery_app import send_run_experiment
 from core.db import session_scope
-from core.models import FINAL_STATUSES, Experiment, Status
+from core.models import FINAL_STATUSES, ErrorReason, Experiment, Status, utcnow
 from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository, durations
 from core.settings import get_settings
 from ml.context import RunContext
@@ -107,7 +108,7 @@ def start_fanout(experiment_id: int, spec: Any, planner: Planner) -> str:
         log.exception("planning experiment %s failed", experiment_id)
         with session_scope() as session:
             ExperimentRepository(session).finish(
-                experiment_id, Status.failed, error=f"could not plan the children: {exc}", reason="error"
+                experiment_id, Status.failed, error=f"could not plan the children: {exc}", reason=ErrorReason.error
             )
             session.commit()
         return "failed"
@@ -118,7 +119,8 @@ def start_fanout(experiment_id: int, spec: Any, planner: Planner) -> str:
             session.commit()
             return "skipped: not running"
         if repo.cancel_requested(experiment_id):
-            repo.finish(experiment_id, Status.cancelled, error="cancelled before it fanned out", reason="cancelled")
+            error = "cancelled before it fanned out"
+            repo.finish(experiment_id, Status.cancelled, error=error, reason=ErrorReason.cancelled)
             session.commit()
             return "cancelled"
         parent = repo.get(experiment_id)
@@ -149,16 +151,8 @@ def advance_parent(parent_id: int) -> None:
         session.refresh(parent, ["children"])
         children = [_result(c) for c in parent.children]
         if parent.cancel_requested:
-            for child in parent.children:
-                repo.request_cancel(child)
-            if all(c.status in FINAL_STATUSES for c in parent.children):
-                repo.finish(
-                    parent_id,
-                    Status.cancelled,
-                    error="cancelled",
-                    reason="cancelled",
-                    summary=_children_table(children),
-                )
+            abandoned_before = utcnow() - timedelta(seconds=get_settings().lease_seconds)
+            repo.cancel_tree(parent, abandoned_before, summary=_children_table(children))
             session.commit()
             return
         spec = parse_spec(parent.spec)
@@ -179,10 +173,11 @@ def advance_parent(parent_id: int) -> None:
         summary = planner.summarize(spec, children, StoredChildData(store), reporter)
         status, error, reason = Status.succeeded, None, None
     except MLError as exc:
-        summary, status, error, reason = _children_table(children), Status.failed, str(exc), "children"
+        summary, status, error, reason = _children_table(children), Status.failed, str(exc), ErrorReason.children
     except Exception as exc:
         log.exception("summarizing experiment %s failed", parent_id)
-        summary, status, error, reason = _children_table(children), Status.failed, f"internal error: {exc}", "error"
+        summary, status = _children_table(children), Status.failed
+        error, reason = f"internal error: {exc}", ErrorReason.error
     summary.setdefault("children", _children_table(children)["children"])
     with session_scope() as session:
         ExperimentRepository(session).finish(parent_id, status, summary=summary, error=error, reason=reason)

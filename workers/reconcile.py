@@ -21,7 +21,7 @@ from typing import Any
 
 from core.celery_app import queued_message_count, send_run_experiment
 from core.db import session_scope
-from core.models import Status, utcnow
+from core.models import ErrorReason, Status, utcnow
 from core.operations import WorkerRepository
 from core.repositories import ExperimentRepository
 from core.settings import get_settings
@@ -55,7 +55,7 @@ def recover_expired_runs() -> list[int]:
                     f"worker_lost: the worker running it stopped answering {experiment.losses + 1} times "
                     f"(killed, out of memory or host lost); last on {experiment.worker}"
                 )
-                repo.finish(experiment.id, Status.failed, error=error, reason="worker_lost")
+                repo.finish(experiment.id, Status.failed, error=error, reason=ErrorReason.worker_lost)
                 log.warning("experiment %s failed: %s", experiment.id, error)
             elif repo.requeue(experiment.id, expired_before=cutoff, lost=True):
                 requeued.append((experiment.id, experiment.priority))

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from core.artifacts import get_artifact_store
 from core.celery_app import TASK_RUN_EXPERIMENT, get_celery_app, send_run_experiment
 from core.db import session_scope
-from core.models import Status
+from core.models import ErrorReason, Status
 from core.references import unresolved
 from core.repositories import ExperimentRepository
 from core.settings import get_settings
@@ -158,7 +158,7 @@ def run_experiment(self: Task, experiment_id: int) -> str:
         log.exception("experiment %s: spec not readable", experiment_id)
         problem = f"the stored spec is not valid: {exc}"
     if problem:
-        _finish(experiment_id, Status.failed, worker=worker, error=problem, reason="invalid")
+        _finish(experiment_id, Status.failed, worker=worker, error=problem, reason=ErrorReason.invalid)
         return "failed"
     if planner is not None:  # planning holds a lease too: a worker lost while planning is noticed
         planning = LeaseKeeper(experiment_id, worker, settings.heartbeat_seconds)
@@ -217,7 +217,7 @@ def _run(
     from ml.errors import Cancelled, DataError, MLError, Pruned, TrainingDiverged
     from ml.run import run_experiment as run_spec
 
-    def fail(error: str, reason: str) -> str:
+    def fail(error: str, reason: ErrorReason) -> str:
         _finish(experiment_id, Status.failed, worker=worker, error=error, reason=reason)
         return "failed"
 
@@ -226,23 +226,24 @@ def _run(
     except Cancelled as exc:
         return _stopped(experiment_id, reporter, worker, str(exc))
     except Pruned as exc:  # the search's pruner stopped it: an outcome of its own, not a failure
-        _finish(experiment_id, Status.pruned, worker=worker, error=str(exc), reason="pruned")
+        _finish(experiment_id, Status.pruned, worker=worker, error=str(exc), reason=ErrorReason.pruned)
         return "pruned"
     except TrainingDiverged as exc:
-        return fail(str(exc), "diverged")
+        return fail(str(exc), ErrorReason.diverged)
     except DataError as exc:
-        return fail(f"data error: {exc}", "data")
+        return fail(f"data error: {exc}", ErrorReason.data)
     except (MLError, ValueError) as exc:
-        return fail(str(exc), "invalid")
+        return fail(str(exc), ErrorReason.invalid)
     except MemoryError:  # the run needs more than this worker's budget: the spec must ask for less
         budget = get_settings().worker_memory_mb
         where = f"the worker's memory budget of {budget} MB" if budget else "the worker's memory"
-        return fail(f"out of memory: the run needed more than {where}; use a smaller batch, model or data", "memory")
+        advice = "use a smaller batch, model or data set"
+        return fail(f"out of memory: the run needed more than {where}; {advice}", ErrorReason.memory)
     except INFRASTRUCTURE_ERRORS as exc:  # not the user's fault: back to the queue, resume later
         return _infrastructure_failed(experiment_id, worker, exc)
     except Exception as exc:  # an unexpected bug: keep the run's final state right anyway
         log.exception("experiment %s crashed", experiment_id)
-        return fail(f"internal error: {type(exc).__name__}: {exc}", "error")
+        return fail(f"internal error: {type(exc).__name__}: {exc}", ErrorReason.error)
     _finish(experiment_id, Status.succeeded, worker=worker, summary=summary)
     return "succeeded"
 
@@ -275,8 +276,8 @@ def _stopped(experiment_id: int, reporter: DatabaseReporter, worker: str, messag
             Status.failed,
             worker=worker,
             error=f"time limit of {limit:g} s reached; {message}",
-            reason="timeout",
+            reason=ErrorReason.timeout,
         )
         return "failed"
-    _finish(experiment_id, Status.cancelled, worker=worker, error=message, reason="cancelled")
+    _finish(experiment_id, Status.cancelled, worker=worker, error=message, reason=ErrorReason.cancelled)
     return "cancelled"

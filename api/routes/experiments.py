@@ -210,22 +210,9 @@ def get_metrics(
 def cancel_experiment(experiment: ExperimentDep, session: SessionDep) -> ExperimentRead:
     """Queued: cancelled now. Running: stops at its next check (now, if its worker is gone).
     Children are cancelled too."""
-    repo = ExperimentRepository(session)
     abandoned_before = utcnow() - timedelta(seconds=get_settings().lease_seconds)
-    for child in experiment.children:
-        repo.request_cancel(child)
-        repo.cancel_abandoned(child.id, abandoned_before)
-    repo.request_cancel(experiment)
-    if not experiment.children:  # a run, or a parent still planning: its worker may be gone
-        repo.cancel_abandoned(experiment.id, abandoned_before)
+    ExperimentRepository(session).cancel_tree(experiment, abandoned_before)
     session.commit()
-    session.refresh(experiment)
-    session.refresh(experiment, ["children"])
-    if experiment.children and all(c.status in FINAL_STATUSES for c in experiment.children):
-        # a fan-out parent whose children are all final now: nothing will run again
-        repo.finish(experiment.id, Status.cancelled, error="cancelled", reason="cancelled")
-        session.commit()
-        session.refresh(experiment)
     return ExperimentRead.of(experiment)
 
 

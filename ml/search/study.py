@@ -2,7 +2,8 @@
 of a search space into Optuna distributions.
 
 Storages: an SQLAlchemy URL (PostgreSQL in the lab set-up: Optuna's tables go to a schema of
-their own, ``optuna``, unless the URL sets a search_path in its ``options``), ``journal:<path>``
+their own, ``optuna``, which must exist (`trainlab migrate` creates it), unless the URL sets a
+search_path in its ``options``), ``journal:<path>``
 for a file journal (the embedded default: safe for several processes, unlike SQLite), or None
 for one in-memory storage shared by everything in this process (unit tests, notebooks).
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
@@ -52,22 +52,10 @@ def _cached_storage(url: str) -> BaseStorage:
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("postgresql") and "options=" not in url:
         # Optuna keeps its schema version in `alembic_version`, the table where the service's
-        # own migrations keep theirs: its tables live in a PostgreSQL schema of their own.
-        _ensure_schema(url, OPTUNA_SCHEMA)
+        # own migrations keep theirs: its tables live in a PostgreSQL schema of their own, which
+        # the host creates (trainlab's migrations do; ml runs no DDL).
         engine_kwargs["connect_args"] = {"options": f"-csearch_path={OPTUNA_SCHEMA}"}
     return RDBStorage(url, engine_kwargs=engine_kwargs)
-
-
-def _ensure_schema(url: str, schema: str) -> None:
-    """CREATE SCHEMA IF NOT EXISTS, through the PostgreSQL driver the URL names (psycopg)."""
-    import psycopg
-
-    conninfo = re.sub(r"^postgresql\+\w+://", "postgresql://", url)
-    try:
-        with psycopg.connect(conninfo, autocommit=True) as connection:
-            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    except psycopg.errors.UniqueViolation:  # another process created it at the same moment
-        pass
 
 
 def load_trial(study_name: str, number: int, url: str | None, pruner: optuna.pruners.BasePruner) -> optuna.Trial:

@@ -225,8 +225,7 @@ def test_a_search_shows_its_trials_and_history(
 
 def test_without_a_token_the_pages_send_you_to_sign_in(browser: Any, live: tuple[Service, str | None]) -> None:
     service, _ = live
-    if not auth_enforced(service):
-        pytest.skip("this server does not require a token yet")
+    assert auth_enforced(service)
     browser.delete_all_cookies()
     browser.get(f"{service.url}/")
     eventually(lambda: "/login" in browser.current_url, what="the sign-in page")
