@@ -63,10 +63,11 @@ def test_workers_on_separate_hosts_share_artifacts_through_s3(s3_endpoint) -> No
                 assert csv.status_code == 200 and csv.text.startswith("row,true")
             keys = {
                 o["Key"]
-                for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(
-                    Bucket="trainlab", Prefix="lab/experiments/"
-                )["Contents"]
+                for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket="trainlab", Prefix="lab/")[
+                    "Contents"
+                ]
             }
-            assert f"lab/experiments/{children[0]['id']}/model.pt" in keys
+            # under the prefix, the database's id, then the experiment: lab/<uid>/experiments/<id>/...
+            assert any(k.endswith(f"/experiments/{children[0]['id']}/model.pt") for k in keys), keys
             for host in hosts:  # nothing was written to the hosts' own disks
                 assert not list(host.rglob("predictions.csv"))
