@@ -20,14 +20,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,10 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.hostile_inputs import forged_npz, npz_bytes, wide_csv, yaml_alias_bomb  # noqa: E402
+
 TRAIN = {"name": "t", "data": {"source": "builtin/iris"}, "train": {"epochs": 1}}
 
 
@@ -81,40 +83,6 @@ class Probe:
             t.join()
 
 
-def npz(**arrays: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def forged_npz() -> bytes:
-    """A valid zip whose X.npy header claims 10^12 rows but holds 10."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        header = np.lib.format.header_data_from_array_1_0(np.zeros((10, 3)))
-        header["shape"] = (10**12, 3)
-        head = io.BytesIO()
-        np.lib.format.write_array_header_1_0(head, header)
-        archive.writestr("X.npy", head.getvalue() + np.zeros((10, 3)).tobytes())
-        y = io.BytesIO()
-        np.lib.format.write_array(y, np.arange(10) % 2)
-        archive.writestr("y.npy", y.getvalue())
-    return buffer.getvalue()
-
-
-def wide_csv(columns: int = 10_000, rows: int = 200) -> bytes:
-    text = io.StringIO()
-    text.write(",".join(f"c{i}" for i in range(columns)) + "\n")
-    np.savetxt(text, np.random.default_rng(0).normal(size=(rows, columns)), delimiter=",", fmt="%.6g")
-    return text.getvalue().encode()
-
-
-def alias_bomb() -> str:
-    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
-    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
-    return "\n".join(lines) + "\nname: bomb\ndata:\n  source: builtin/iris\n  options: {n: *a9}\n"
-
-
 def attacks(alice_dataset: int) -> dict[str, Callable[[httpx.Client, httpx.Client, str], httpx.Response]]:
     """name -> send(bob, anonymous, base url); Bob is a signed-in user, Alice owns the data set."""
     theirs = {"source": f"dataset/{alice_dataset}", "target": "label"}
@@ -123,7 +91,7 @@ def attacks(alice_dataset: int) -> dict[str, Callable[[httpx.Client, httpx.Clien
     costly_space = {f"model.hidden.{i}": {"type": "categorical", "choices": list(range(1, 101))} for i in range(32)}
     legal_space = {f"model.hidden.{i}": {"type": "categorical", "choices": list(range(1, 64))} for i in range(8)}
     return {
-        "yaml alias bomb (0.5 KB)": lambda b, a, u: b.post(spec, content=alias_bomb(), headers=yaml),
+        "yaml alias bomb (0.5 KB)": lambda b, a, u: b.post(spec, content=yaml_alias_bomb(), headers=yaml),
         "json nesting 100k deep": lambda b, a, u: b.post(
             spec, content="[" * 100_000 + "]" * 100_000, headers={"Content-Type": "application/json"}
         ),
@@ -163,12 +131,14 @@ def attacks(alice_dataset: int) -> dict[str, Callable[[httpx.Client, httpx.Clien
             cookies={"trainlab_token": b.headers["Authorization"].split()[1]},
         ),
         "npz zip bomb (1.2 GB inflated)": lambda b, a, u: b.post(
-            "/api/v1/datasets", files={"file": ("bomb.npz", npz(X=np.zeros((40_000, 4_000)), y=np.zeros(40_000)))}
+            "/api/v1/datasets", files={"file": ("bomb.npz", npz_bytes(X=np.zeros((40_000, 4_000)), y=np.zeros(40_000)))}
         ),
         "npz forged header (10^12 rows)": lambda b, a, u: b.post(
             "/api/v1/datasets", files={"file": ("forged.npz", forged_npz())}
         ),
-        "csv 10000 columns (201)": lambda b, a, u: b.post("/api/v1/datasets", files={"file": ("w.csv", wide_csv())}),
+        "csv 10000 columns (201)": lambda b, a, u: b.post(
+            "/api/v1/datasets", files={"file": ("w.csv", wide_csv(10_000, 200))}
+        ),
         "anonymous 60 MB upload": lambda b, a, u: a.post(
             "/api/v1/datasets",
             content=(b"a" * 1024**2 for _ in range(60)),

@@ -3,11 +3,9 @@ uploads, cross-site requests with the dashboard's cookie, and what the responses
 
 from __future__ import annotations
 
-import io
 import stat
 import threading
 import tracemalloc
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import make_user
+from tests.hostile_inputs import forged_npz, npz_bytes, wide_csv
 
 TRAIN = {"name": "t", "data": {"source": "builtin/iris"}, "train": {"epochs": 1}}
 
@@ -26,12 +25,6 @@ def upload(client: TestClient, content: bytes, filename: str, **kwargs) -> objec
 
 def datasets(client: TestClient) -> int:
     return len(client.get("/api/v1/datasets").json())
-
-
-def npz_bytes(compressed: bool = True, **arrays: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
-    return buffer.getvalue()
 
 
 def test_an_npz_zip_bomb_is_refused_before_it_inflates(client: TestClient, api_env: Path) -> None:
@@ -55,17 +48,7 @@ def test_a_highly_compressed_member_is_refused_by_its_ratio(client: TestClient) 
 
 
 def test_a_forged_array_header_is_a_400_not_an_allocation(client: TestClient) -> None:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:  # a zip with valid checksums around a lying header
-        header = np.lib.format.header_data_from_array_1_0(np.zeros((10, 3)))
-        header["shape"] = (10**12, 3)
-        head = io.BytesIO()
-        np.lib.format.write_array_header_1_0(head, header)
-        archive.writestr("X.npy", head.getvalue() + np.zeros((10, 3)).tobytes())
-        y = io.BytesIO()
-        np.lib.format.write_array(y, np.arange(10) % 2)
-        archive.writestr("y.npy", y.getvalue())
-    response = upload(client, buffer.getvalue(), "forged.npz")
+    response = upload(client, forged_npz(), "forged.npz")  # valid checksums around a lying header
     assert response.status_code == 400 and "header says shape" in response.json()["detail"]
     assert datasets(client) == 0
 
@@ -110,11 +93,7 @@ def test_a_chunked_upload_over_the_limit_is_a_413(client: TestClient, monkeypatc
 
 
 def test_a_wide_csv_costs_about_its_floats(client: TestClient) -> None:
-    rng = np.random.default_rng(0)
-    text = io.StringIO()
-    text.write(",".join(f"c{i}" for i in range(2000)) + "\n")
-    np.savetxt(text, rng.normal(size=(500, 2000)), delimiter=",", fmt="%.5g")
-    raw = text.getvalue().encode()
+    raw = wide_csv(2000, 500)
     tracemalloc.start()
     try:
         response = upload(client, raw, "wide.csv")
@@ -127,11 +106,7 @@ def test_a_wide_csv_costs_about_its_floats(client: TestClient) -> None:
 
 
 def test_the_api_answers_others_while_an_upload_is_parsed(client: TestClient) -> None:
-    rng = np.random.default_rng(1)
-    text = io.StringIO()
-    text.write(",".join(f"c{i}" for i in range(500)) + "\n")
-    np.savetxt(text, rng.normal(size=(4000, 500)), delimiter=",", fmt="%.6g")
-    raw = text.getvalue().encode()  # seconds of parsing
+    raw = wide_csv(500, 4000, seed=1)  # seconds of parsing
     results: list[int] = []
     worker = threading.Thread(target=lambda: results.append(upload(client, raw, "big.csv").status_code))
     worker.start()

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import make_user
+from tests.hostile_inputs import yaml_alias_bomb
 
 CSV = b"a,b,c,label\n" + b"".join(f"{i},{i % 7},{i % 3},{i % 2}\n".encode() for i in range(60))
 TRAIN = {"name": "t", "data": {"source": "builtin/iris"}, "train": {"epochs": 1}}
@@ -126,9 +127,7 @@ def test_fields_only_the_server_sets_are_refused(client: TestClient, spec: dict,
 
 
 def test_a_yaml_alias_bomb_is_refused_before_it_expands(client: TestClient) -> None:
-    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
-    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
-    bomb = "\n".join(lines) + "\nname: bomb\ndata:\n  source: builtin/iris\n  options: {n: *a9}\n"
+    bomb = yaml_alias_bomb()
     assert len(bomb) < 1024  # 9^10 values once expanded
     token = client.headers["Authorization"].split()[1]
     tracemalloc.start()
