@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ml import checkpoint
+from ml.training import checkpoint
 from ml.errors import Cancelled, TrainingDiverged
 from ml.reporter import Reporter
 from ml.spec import TrainSpec

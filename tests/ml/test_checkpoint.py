@@ -60,7 +60,7 @@ def test_resumed_run_equals_uninterrupted_run() -> None:
 
 
 def test_a_checkpoint_that_is_not_plain_data_is_refused() -> None:
-    from ml import checkpoint
+    from ml.training import checkpoint
 
     class Evil:
         def __reduce__(self):
