@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ml.training import checkpoint
 from ml.errors import Cancelled, TrainingDiverged
 from ml.reporter import Reporter
 from ml.spec import TrainSpec
+from ml.training import checkpoint
 from ml.training.optimizers import build_optimizer
 from ml.training.regularization import Regularizer
 from ml.training.schedules import build_schedule
