@@ -21,6 +21,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Headless Chromium for the dashboard tests (Debian packages; needs root, as in CI). Without it
 # the browser tests skip outside CI and fail in CI.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -69,19 +69,19 @@ def create_app() -> FastAPI:
                 method
                 for route in app.routes
                 if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
-                for method in route.methods
+                for method in route.methods or ()
             }
             response.headers["Allow"] = ", ".join(sorted(methods))
         return response
 
-    def openapi() -> dict:  # type: ignore[type-arg]
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             spec_schema = spec_json_schema()
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(spec_schema.pop("$defs", {}))
             components["ExperimentSpecDocument"] = spec_schema
-            app.openapi_schema = _rewrite_refs(schema)
+            app.openapi_schema = cast(dict[str, Any], _rewrite_refs(schema))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

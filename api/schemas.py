@@ -49,7 +49,7 @@ class ExperimentRead(ExperimentBrief):
             spec=experiment.spec,
             summary=experiment.summary,
             error=experiment.error,
-            error_reason=experiment.error_reason,
+            error_reason=ErrorReason(experiment.error_reason) if experiment.error_reason else None,
             cancel_requested=experiment.cancel_requested,
             attempts=experiment.attempts,
             losses=experiment.losses,

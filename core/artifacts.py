@@ -27,6 +27,8 @@ def check_name(name: str) -> str:
 
 
 class ArtifactStore(Protocol):
+    @property
+    def namespace(self) -> str: ...
     def key_for(self, experiment_id: int, name: str) -> str: ...
     def dataset_key(self, dataset_id: int, fmt: str) -> str: ...
     def put(self, key: str, data: bytes) -> None: ...
@@ -127,7 +129,8 @@ class S3ArtifactStore(_Keys):
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def get(self, key: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        body: bytes = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        return body
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

@@ -83,8 +83,8 @@ def load_database(session: Session, folder: Path, schema_revision: str) -> dict[
             f"the backup is of schema {manifest.get('schema_revision')}, this database of {schema_revision}: "
             "restore into a database migrated to the backup's revision, then run `trainlab migrate`"
         )
-    for model in (User, Experiment, Dataset):
-        if session.scalar(select(func.count()).select_from(_table(model))):
+    for occupied in (User, Experiment, Dataset):
+        if session.scalar(select(func.count()).select_from(_table(occupied))):
             raise RestoreRefused("the target database is not empty: restore into a new, migrated database")
     session.execute(_table(Installation).delete())  # the backup's identity replaces the new one's
     counts = {}

@@ -276,6 +276,7 @@ def describe(
 def _target_counts(table: Table, target: str) -> dict[str, int] | None:
     if target not in table.columns:
         raise DatasetError(f"target column {target!r} does not exist; columns: {', '.join(table.columns)}", 422)
+    result: dict[str, int] | None
     if target in table.categorical:
         names, counts = np.unique(table.categorical[target], return_counts=True)
         result = {str(n): int(c) for n, c in zip(names, counts, strict=True)}
@@ -360,5 +361,5 @@ def _target(table: Table, target: str) -> tuple[np.ndarray, list[str], str]:
     counts = class_counts(values)
     if counts is None:
         return values.astype(np.float32), [], "regression"
-    labels = sorted(int(k) for k in counts)
-    return np.searchsorted(np.array(labels), values.astype(np.int64)), [str(v) for v in labels], "classification"
+    codes = sorted(int(k) for k in counts)
+    return np.searchsorted(np.array(codes), values.astype(np.int64)), [str(v) for v in codes], "classification"

@@ -17,9 +17,12 @@ from core.repositories import MAX_ROW_ID, DatasetRepository, ExperimentRepositor
 class NamedReference(Protocol):
     """What `ml.spec.references.Reference` carries (core does not import ml)."""
 
-    kind: str
-    value: str
-    path: str
+    @property
+    def kind(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def path(self) -> str: ...
 
 
 def resolve_dataset(session: Session, owner_id: int, dataset_id: int | str) -> Dataset | None:

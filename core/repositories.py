@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -327,7 +328,7 @@ class ExperimentRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def tree_ids(self, experiment_id: int) -> list[int]:
+    def tree_ids(self, experiment_id: int) -> builtins.list[int]:
         """The experiment and its descendants (fan-out children), parents first."""
         ids, frontier = [experiment_id], [experiment_id]
         while frontier:
@@ -345,7 +346,7 @@ class ExperimentRepository:
             self.session.execute(delete(Experiment).where(Experiment.id == experiment_id_))
         self.session.flush()
 
-    def final_top_level_before(self, before: datetime, statuses: Sequence[str]) -> list[int]:
+    def final_top_level_before(self, before: datetime, statuses: Sequence[str]) -> builtins.list[int]:
         """Top-level experiments in one of these final states that finished before a moment."""
         query = select(Experiment.id).where(
             Experiment.parent_id.is_(None), Experiment.status.in_(statuses), Experiment.finished_at < before
@@ -474,7 +475,7 @@ class ArtifactRepository:
             select(Artifact).where(Artifact.experiment_id == experiment_id).order_by(Artifact.name)
         ).all()
 
-    def keys_of(self, experiment_ids: Sequence[int]) -> list[str]:
+    def keys_of(self, experiment_ids: Sequence[int]) -> builtins.list[str]:
         """The store keys of every artifact of these experiments."""
         return list(self.session.scalars(select(Artifact.key).where(Artifact.experiment_id.in_(experiment_ids))))
 

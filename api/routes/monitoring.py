@@ -30,7 +30,7 @@ def _histogram(name: str, doc: str, samples: dict[str, list[float]]) -> Histogra
     """A histogram per kind from raw durations."""
     family = HistogramMetricFamily(name, doc, labels=["kind"])
     for kind, values in sorted(samples.items()):
-        buckets = [(floatToGoString(b), float(sum(1 for v in values if v <= b))) for b in BUCKETS]
+        buckets = [(str(floatToGoString(b)), float(sum(1 for v in values if v <= b))) for b in BUCKETS]  # type: ignore[no-untyped-call]
         buckets.append(("+Inf", float(len(values))))
         family.add_metric([kind], buckets, sum_value=sum(values))
     return family
@@ -93,5 +93,5 @@ class ExperimentCollector:
 def prometheus_metrics(session: SessionDep) -> Response:
     """Prometheus text exposition of the experiment counts and durations."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ExperimentCollector(session))  # type: ignore[arg-type]
+    registry.register(ExperimentCollector(session))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

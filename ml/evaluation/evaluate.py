@@ -155,7 +155,9 @@ def _classification_plots(
         point = (fpr, tpr)
     reporter.save_artifact(
         "roc.png",
-        plots.roc_png(curves["fpr"], curves["tpr"], curves["roc_auc"], point, threshold and threshold["value"]),
+        plots.roc_png(
+            curves["fpr"], curves["tpr"], curves["roc_auc"], point, threshold["value"] if threshold else None
+        ),
         "image/png",
     )
     reporter.save_artifact(

@@ -26,7 +26,8 @@ class ComparePlanner(Planner):
     ) -> dict[str, Any]:
         labels = [v.label for v in spec.variants]
         split, name = spec.rank_by.split(".")
-        rows, curves = [], {"train loss": {}, "validation loss": {}, "learning rate": {}}
+        rows: list[dict[str, Any]] = []
+        curves: dict[str, dict[str, Any]] = {"train loss": {}, "validation loss": {}, "learning rate": {}}
         for label, child in zip(labels, children, strict=False):
             metrics = data.metrics(child.id)
             train_loss, val_loss = series(metrics, "train", "loss"), series(metrics, "validation", "loss")

@@ -100,8 +100,8 @@ class EnsemblePlanner(Planner):
     ) -> dict[str, Any]:
         truth = tables[0]["true"]
         if "p0" not in tables[0]:
-            names = [m for m in spec.base.evaluate.metrics if m in REGRESSION_NAMES]
-            return evaluate_regression(truth, np.mean([t["predicted"] for t in tables], axis=0), names)
+            metrics = [m for m in spec.base.evaluate.metrics if m in REGRESSION_NAMES]
+            return evaluate_regression(truth, np.mean([t["predicted"] for t in tables], axis=0), metrics)
         k = sum(1 for key in tables[0] if key.startswith("p") and key[1:].isdigit())
         proba = np.stack([np.stack([t[f"p{c}"] for c in range(k)], axis=1) for t in tables])
         predicted = np.stack([t["predicted"] for t in tables])
@@ -111,7 +111,7 @@ class EnsemblePlanner(Planner):
             chosen = [((c.summary or {}).get("threshold") or {}).get("value") for c in done]
             known = [t for t in chosen if t is not None]
             threshold = 0.5 if spec.combine == "vote" or not known else float(np.mean(known))
-        names = ((done[0].summary or {}).get("dataset") or {}).get("classes") or None
+        names: list[str] | None = ((done[0].summary or {}).get("dataset") or {}).get("classes") or None
         return evaluate_classification(
             truth.astype(int), scores, spec.base.evaluate.metrics, threshold, names, spec.base.evaluate.beta
         )

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -51,6 +52,9 @@ class HeatPinn(nn.Module):
     With the hard initial condition the output is u0(x) + (t / t_max) N(x, t).
     """
 
+    wavenumbers: torch.Tensor  # a buffer (moves with the module)
+    _feature_cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+
     def __init__(self, network: PinnNetworkSpec, pde: PdeSpec) -> None:
         super().__init__()
         self.x_min = pde.x_min
@@ -68,9 +72,14 @@ class HeatPinn(nn.Module):
         self.register_buffer("wavenumbers", math.pi * torch.arange(1, modes + 1, dtype=torch.float64))
         sizes = [2 * modes + 1 if self.periodic else 2, *network.hidden, 1]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-        for layer in self.layers:
+        for layer in self.linear:
             nn.init.xavier_normal_(layer.weight)
             nn.init.zeros_(layer.bias)
+
+    @property
+    def linear(self) -> list[nn.Linear]:
+        """The dense layers, typed (a ModuleList yields plain Modules)."""
+        return cast(list[nn.Linear], list(self.layers))
 
     def _features(self, x: torch.Tensor, t: torch.Tensor):
         """Input features and their x-derivatives (3, N, in); cached for the last points."""
@@ -125,12 +134,12 @@ class HeatPinn(nn.Module):
     def hidden_derivatives(self, x: torch.Tensor, t: torch.Tensor):
         """The last hidden layer's activations and their t, x, xx derivatives, each (N, width)."""
         features = self._features(x, t)  # (3, N, in): f, f_x, f_xx
-        first = self.layers[0]
+        first = self.linear[0]
         z, z_x, z_xx = (features @ first.weight.T).unbind(0)
         z = z + first.bias
         tau_t = self._time(t)[1]  # dt'/dt: per point (log time) or one number (linear time)
         z_t = (tau_t[:, None] if isinstance(tau_t, torch.Tensor) else tau_t) * first.weight[:, -1]
-        for i, layer in enumerate(self.layers[1:]):
+        for i, layer in enumerate(self.linear[1:]):
             # h = act(z): h_t = act' z_t, h_x = act' z_x, h_xx = act' z_xx + act'' z_x^2.
             if self.activation == "tanh":  # act' = 1 - a^2, act'' = -2 a act'
                 a = torch.tanh(z)
@@ -168,7 +177,7 @@ class HeatPinn(nn.Module):
         `hidden` is `hidden_derivatives(x, t)` when the caller already has it.
         """
         a, h_t, h_x, h_xx = self.hidden_derivatives(x, t) if hidden is None else hidden
-        last = self.layers[-1]
+        last = self.linear[-1]
         w = last.weight[0]
         return self.head(x, t, a @ w + last.bias[0], h_t @ w, h_x @ w, h_xx @ w)
 
@@ -210,7 +219,7 @@ class HeatPinn(nn.Module):
         gram = a.T @ a
         gram.diagonal().add_(1e-12 * gram.diagonal().max())
         solution = torch.linalg.solve(gram, a.T @ b)[:, 0] / norms
-        last = self.layers[-1]
+        last = self.linear[-1]
         last.weight.copy_(solution[None, :-1])
         last.bias.copy_(solution[-1:])
 
@@ -346,14 +355,13 @@ class _Trainer:
         loss = values["loss"]
         exploded = math.isfinite(loss) and loss > EXPLOSION_FACTOR * self.initial_loss
         if not math.isfinite(loss) or exploded:
-            if exploded:
-                loss = f"{loss:.3g}, {loss / self.initial_loss:.2g} times its initial value"
+            shown = f"{loss:.3g}, {loss / self.initial_loss:.2g} times its initial value" if exploded else str(loss)
             advice = (
                 f"the learning rate {lr:g} is probably too large"
                 if phase == "Adam"
                 else f"learning rate {lr:g} with a line search; a longer Adam warm-up may help"
             )
-            raise TrainingDiverged(f"diverged at step {step} ({phase}): loss is {loss}; {advice}")
+            raise TrainingDiverged(f"diverged at step {step} ({phase}): loss is {shown}; {advice}")
         self.reporter.on_epoch_end(step, {"train": values})
         if self.reporter.should_stop():
             raise Cancelled(f"cancelled at step {step}")

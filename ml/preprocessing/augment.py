@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ml.errors import DataError
-from ml.preprocessing.base import BatchTransform, FittedStep, StepContext, TrainingOnly
+from ml.preprocessing.base import BatchTransform, FittedStep, StepContext, StepFit, TrainingOnly
 from ml.spec.preprocess import AugmentStep, ImageAugmentStep
 
 TRAINING_BATCHES = "training batches, anew every epoch"
@@ -141,4 +141,4 @@ def fit_image(spec: ImageAugmentStep, X: np.ndarray, y: np.ndarray, names: list[
     )
 
 
-AUGMENT_STEPS = {"augment": fit_augment, "image": fit_image}
+AUGMENT_STEPS: dict[str, StepFit] = {"augment": fit_augment, "image": fit_image}

@@ -16,7 +16,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 from ml.errors import DataError
-from ml.preprocessing.base import FittedStep, StepContext, TrainingOnly, class_counts, require_classification
+from ml.preprocessing.base import FittedStep, StepContext, StepFit, TrainingOnly, class_counts, require_classification
 from ml.spec.preprocess import BalanceStep, DeduplicateStep
 
 
@@ -62,7 +62,7 @@ def fit_balance(spec: BalanceStep, X: np.ndarray, y: np.ndarray, names: list[str
     before = class_counts(y)
     if spec.method == "class_weight":
         weights = balanced_class_weights(y)
-        report = {"method": spec.method, "class_counts_before": before, "class_counts_after": before}
+        report: dict[str, Any] = {"method": spec.method, "class_counts_before": before, "class_counts_after": before}
         report["class_weights"] = {str(c): round(float(w), 6) for c, w in enumerate(weights)}
         return FittedStep(TrainingOnly(), X, y, list(names), report, class_weights=weights)
     sampler = SAMPLERS[spec.method](spec, y, ctx.seed)
@@ -115,4 +115,4 @@ def fit_deduplicate(
     return FittedStep(TrainingOnly(scaler), X[~drop], y[~drop], list(names), report)
 
 
-BALANCE_STEPS = {"balance": fit_balance, "deduplicate": fit_deduplicate}
+BALANCE_STEPS: dict[str, StepFit] = {"balance": fit_balance, "deduplicate": fit_deduplicate}

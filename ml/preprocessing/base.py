@@ -95,3 +95,7 @@ def class_counts(y: np.ndarray) -> dict[str, int]:
 def rounded(values: Any, digits: int = 6) -> list[float]:
     """A JSON-able list of floats rounded for reading."""
     return [round(float(v), digits) for v in np.asarray(values).ravel()]
+
+
+# fit(spec, X_train, y_train, names, context): what every registered step is.
+StepFit = Callable[[Any, np.ndarray, np.ndarray, list[str], StepContext], FittedStep]

@@ -9,7 +9,7 @@ from sklearn.decomposition import PCA, FastICA
 from sklearn.exceptions import ConvergenceWarning
 
 from ml.errors import DataError
-from ml.preprocessing.base import FittedStep, StepContext, rounded
+from ml.preprocessing.base import FittedStep, StepContext, StepFit, rounded
 from ml.spec.preprocess import IcaStep, PcaStep
 
 
@@ -48,4 +48,4 @@ def fit_ica(spec: IcaStep, X: np.ndarray, y: np.ndarray, names: list[str], ctx: 
     return FittedStep(ica, ica.transform(X), y, [f"ic{i + 1}" for i in range(n)], report)
 
 
-EXTRACTION_STEPS = {"pca": fit_pca, "ica": fit_ica}
+EXTRACTION_STEPS: dict[str, StepFit] = {"pca": fit_pca, "ica": fit_ica}

@@ -8,7 +8,6 @@ for the loss and a transform of every training batch (on-the-fly augmentation).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,14 +16,12 @@ import numpy as np
 from ml.errors import DataError
 from ml.preprocessing.augment import AUGMENT_STEPS
 from ml.preprocessing.balance import BALANCE_STEPS
-from ml.preprocessing.base import BatchTransform, FittedStep, StepContext
+from ml.preprocessing.base import BatchTransform, StepContext, StepFit
 from ml.preprocessing.extraction import EXTRACTION_STEPS
 from ml.preprocessing.scaling import SCALING_STEPS
 from ml.preprocessing.selection import SELECTION_STEPS
 from ml.preprocessing.transforms import TRANSFORM_STEPS
 from ml.spec import PreprocessStep
-
-StepFit = Callable[[Any, np.ndarray, np.ndarray, list[str], StepContext], FittedStep]
 
 # name -> fit(spec, X_train, y_train, names, context). Adding a step is one entry.
 STEPS: dict[str, StepFit] = {

@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-from ml.preprocessing.base import FittedStep, StepContext, rounded
+from ml.preprocessing.base import FittedStep, StepContext, StepFit, rounded
 from ml.spec.preprocess import ImputeStep, MinMaxStep, RobustStep, StandardizeStep
 
 
@@ -71,7 +71,7 @@ def fit_impute(spec: ImputeStep, X: np.ndarray, y: np.ndarray, names: list[str],
     return _fitted(imputer, X, y, names, report)
 
 
-SCALING_STEPS = {
+SCALING_STEPS: dict[str, StepFit] = {
     "standardize": fit_standardize,
     "minmax": fit_minmax,
     "robust": fit_robust,

@@ -30,7 +30,7 @@ from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
 from ml.errors import DataError
-from ml.preprocessing.base import FittedStep, StepContext
+from ml.preprocessing.base import FittedStep, StepContext, StepFit
 from ml.spec.preprocess import SelectStep
 
 DEFAULT_K = 10
@@ -163,4 +163,4 @@ def fit_select(spec: SelectStep, X: np.ndarray, y: np.ndarray, names: list[str],
     return FittedStep(selector, selector.transform(X), y, kept, report)
 
 
-SELECTION_STEPS = {"select": fit_select}
+SELECTION_STEPS: dict[str, StepFit] = {"select": fit_select}

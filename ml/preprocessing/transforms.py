@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import PolynomialFeatures
 
 from ml.errors import DataError
-from ml.preprocessing.base import FittedStep, StepContext, column_index, rounded
+from ml.preprocessing.base import FittedStep, StepContext, StepFit, column_index, rounded
 from ml.spec.preprocess import LogStep, PolarStep, PolynomialStep
 
 # A polynomial expansion may not produce more columns than this (memory on a shared server).
@@ -88,4 +88,4 @@ def fit_polynomial(
     return FittedStep(poly, poly.transform(X), y, out_names, report)
 
 
-TRANSFORM_STEPS = {"polar": fit_polar, "log": fit_log, "polynomial": fit_polynomial}
+TRANSFORM_STEPS: dict[str, StepFit] = {"polar": fit_polar, "log": fit_log, "polynomial": fit_polynomial}

@@ -42,8 +42,9 @@ def _descend(spec: AnalyticExperimentSpec, reporter: Reporter) -> dict[str, Any]
     assert spec.descent is not None
     f = FUNCTIONS[spec.function][0]
     h = torch.tensor([spec.h1, spec.h2], dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.SGD([h], lr=spec.descent.lr)
-    hd = Hypergradient([h], spec.descent.hypergradient) if spec.descent.hypergradient else None
+    params: list[Any] = [h]  # a plain tensor is what SGD needs here (torch types ask for Parameters)
+    optimizer = torch.optim.SGD(params, lr=spec.descent.lr)
+    hd = Hypergradient(params, spec.descent.hypergradient) if spec.descent.hypergradient else None
     with hd.active() if hd else contextlib.nullcontext():
         for step in range(1, spec.descent.steps + 1):
             lr = optimizer.param_groups[0]["lr"]

@@ -196,7 +196,7 @@ def objective_value(metric: str, child: ChildResult, trial: FrozenTrial | None =
         value = ((summary.get("final") or {}).get(split) or {}).get(name)
         stopping = (child.spec.get("train") or {}).get("early_stopping")
         best_epoch = summary.get("best_epoch")
-        restored = bool(stopping) and stopping.get("restore_best", True)
+        restored = bool(stopping) and (stopping or {}).get("restore_best", True)
         if trial is not None and restored and best_epoch in trial.intermediate_values:
             value = trial.intermediate_values[best_epoch]
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):

@@ -47,9 +47,11 @@ def optimization_history_png(rows: Sequence[Mapping[str, Any]], direction: str, 
         key = "value" if state == "complete" else "last_value"
         points = [(r["trial"], r.get(key)) for r in ordered if r["state"] == state and r.get(key) is not None]
         if points:
-            xs, ys = zip(*points, strict=True)
-            ax.scatter(xs, ys, marker=marker, color=color, label=f"{state} ({len(points)})", zorder=3)
-    best, xs, ys = None, [], []
+            trial_numbers, values = zip(*points, strict=True)
+            ax.scatter(trial_numbers, values, marker=marker, color=color, label=f"{state} ({len(points)})", zorder=3)
+    best = None
+    xs: list[Any] = []
+    ys: list[Any] = []
     pick = min if direction == "minimize" else max
     for r in ordered:
         if r["state"] == "complete" and r.get("value") is not None:
@@ -59,8 +61,8 @@ def optimization_history_png(rows: Sequence[Mapping[str, Any]], direction: str, 
             ys.append(best)
     if xs:
         ax.step(xs, ys, where="post", color="tab:red", label=f"best so far: {ys[-1]:.4g}")
-    values = [v for v in ys if v is not None and v > 0]
-    if values and direction == "minimize" and max(values) / max(min(values), 1e-300) > 1e3:
+    positive = [v for v in ys if v is not None and v > 0]
+    if positive and direction == "minimize" and max(positive) / max(min(positive), 1e-300) > 1e3:
         ax.set_yscale("log")
     failed = sum(1 for r in rows if r["state"] == "failed")
     ax.set_xlabel("trial" + (f"  ({failed} failed, not shown)" if failed else ""))

@@ -31,7 +31,7 @@ AnySpec = (
 )
 ExperimentSpec = Annotated[AnySpec, Field(discriminator="kind")]
 
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(ExperimentSpec)
+_ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(ExperimentSpec)
 
 
 def parse_spec(data: Any) -> AnySpec:

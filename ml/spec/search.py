@@ -28,7 +28,7 @@ FIXED_FIELDS = ("kind", "name", "trial", "description")
 REFERENCE_PATHS = ("data", "data.source", "init", "init.from_experiment")
 # Spec validations a search's space may cost at submission (each choice is a whole base spec).
 MAX_SPACE_VALUES = 512
-MAXIMIZED = ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "fbeta")
+MAXIMIZED: tuple[str, ...] = ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "fbeta")
 MAXIMIZED += ("roc_auc", "pr_auc", "iou", "r2")
 
 AnalyticFunction = Literal["quadratic", "rosenbrock", "himmelblau"]
@@ -215,7 +215,7 @@ class SearchExperimentSpec(ExperimentHeader):
         return self.objective.metric or ("value" if self.base.kind == "analytic" else "validation.loss")
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["minimize", "maximize"]:
         """minimize or maximize."""
         return self.objective.direction or ("maximize" if self.metric.split(".")[-1] in MAXIMIZED else "minimize")
 

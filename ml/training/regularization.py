@@ -52,9 +52,9 @@ class Regularizer:
         """l1 x sum|w| + l2 x sum w^2 over the penalized tensors (a 0-d tensor on their device)."""
         total = torch.zeros((), device=self.penalized[0].device)
         if self.l1 > 0:
-            total = total + self.l1 * torch.stack(torch._foreach_norm(self.penalized, 1)).sum()
+            total = total + self.l1 * torch.stack(torch._foreach_norm(list(self.penalized), 1)).sum()
         if self.l2 > 0:
-            total = total + self.l2 * torch.stack(torch._foreach_norm(self.penalized, 2)).square().sum()
+            total = total + self.l2 * torch.stack(torch._foreach_norm(list(self.penalized), 2)).square().sum()
         return total
 
     def drop_inputs(self, x: torch.Tensor) -> torch.Tensor:
