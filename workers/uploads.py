@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from core.artifacts import ArtifactStore
-from core.datasets import DatasetError, load_upload
 from core.db import session_scope
 from core.references import resolve_dataset, resolve_experiment
 from ml.data.sources import Dataset
+from ml.data.uploads import load_upload
 from ml.errors import DataError
 
 
@@ -26,10 +26,7 @@ class UploadResolver:
             if row is None:
                 raise DataError(f"data set {dataset_id} not found")
             key, fmt = row.key, row.format
-        try:
-            table = load_upload(self.store.get(key), fmt, data_spec.target, data_spec.one_hot)
-        except DatasetError as exc:
-            raise DataError(str(exc)) from exc
+        table = load_upload(self.store.get(key), fmt, data_spec.target, data_spec.one_hot)  # DataError if unusable
         return Dataset(
             X=table.X,
             y=table.y,

@@ -17,13 +17,14 @@ from api.limits import BodyTooLarge
 from api.schemas import errors
 from api.spec_body import validation_detail
 from core.artifacts import get_artifact_store
-from core.datasets import ArchiveLimits, DatasetError, describe
 from core.models import Dataset, User
 from core.repositories import DatasetRepository
 from core.settings import get_settings
+from ml.data.uploads import ArchiveLimits, DatasetError, describe
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=errors(400, 401, 404, 409, 413, 422))
 CHUNK = 1024 * 1024
+UPLOAD_STATUS = {"malformed": 400, "too_large": 413, "unusable": 422}
 
 
 class DatasetRead(BaseModel):
@@ -120,7 +121,7 @@ def _store_upload(session: Session, user: User, upload: StarletteUpload, form: U
     try:
         info = describe(raw, fmt, form.target, form.allow_missing, limits)
     except DatasetError as exc:
-        raise HTTPException(exc.status, detail=str(exc)) from exc
+        raise HTTPException(UPLOAD_STATUS[exc.problem], detail=str(exc)) from exc
     repo = DatasetRepository(session)
     dataset = repo.add(
         Dataset(

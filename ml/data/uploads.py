@@ -1,7 +1,8 @@
 """Uploaded data sets: read and check a CSV or NPZ file as it is stored, and load it back.
 
-Every problem is a `DatasetError` that names the line or the column at fault, so the API can
-answer 400/422 with something a person can fix. Numpy only: the API process stays light.
+Every problem is a `DatasetError` that names the line or the column at fault and says what kind
+of problem it is, so the host can answer with something a person can fix. Numpy only (no torch,
+no scikit-learn): the API process checks uploads with it and stays light.
 """
 
 from __future__ import annotations
@@ -10,22 +11,26 @@ import csv
 import io
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from ml.errors import DataError
+
+Problem = Literal["malformed", "too_large", "unusable"]
 MAX_CLASSES_FOR_CLASSIFICATION = 50
 MAX_COLUMNS = 10_000
 MAX_CELLS = 50_000_000  # values of one CSV (8 bytes each once parsed)
 BLOCK_BYTES = 16 * 1024 * 1024  # NPZ values checked a block at a time
 
 
-class DatasetError(ValueError):
-    """A malformed or unusable upload; `status` is the HTTP status to answer with."""
+class DatasetError(DataError):
+    """A malformed or unusable upload. `problem` says which kind, for the host to answer with
+    (the API: 400 malformed, 413 too large, 422 unusable for learning)."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, problem: Problem = "malformed") -> None:
         super().__init__(message)
-        self.status = status
+        self.problem = problem
 
 
 @dataclass
@@ -69,7 +74,7 @@ def _parse_csv_text(reader: Any, allow_missing: bool) -> Table:
         raise DatasetError("not a CSV: the first line must be a header with the column names")
     columns = [h.strip() for h in header]
     if len(columns) > MAX_COLUMNS:
-        raise DatasetError(f"too many columns ({len(columns)} > {MAX_COLUMNS})", 413)
+        raise DatasetError(f"too many columns ({len(columns)} > {MAX_COLUMNS})", "too_large")
     if len(set(columns)) != len(columns) or "" in columns:
         raise DatasetError("the header has empty or repeated column names")
     values, texts, lines = _read_cells(reader, len(columns))
@@ -93,7 +98,7 @@ def _read_cells(reader: Any, width: int) -> tuple[np.ndarray, dict[int, dict[int
         i = len(lines)
         if i == len(values):
             if (i * 2) * width > MAX_CELLS:
-                raise DatasetError(f"too many values (more than {MAX_CELLS} cells)", 413)
+                raise DatasetError(f"too many values (more than {MAX_CELLS} cells)", "too_large")
             values = np.resize(values, (i * 2, width))
         lines.append(line_no)
         cells = [c.strip() for c in row]
@@ -151,17 +156,17 @@ def _check_archive(raw: bytes, limits: ArchiveLimits) -> zipfile.ZipFile:
         raise DatasetError(f"not an NPZ file: {exc}") from exc
     infos = archive.infolist()
     if len(infos) > limits.max_members:
-        raise DatasetError(f"the NPZ holds {len(infos)} arrays; at most {limits.max_members}", 413)
+        raise DatasetError(f"the NPZ holds {len(infos)} arrays; at most {limits.max_members}", "too_large")
     total = sum(i.file_size for i in infos)
     if total > limits.max_expanded_bytes:
-        raise DatasetError(f"the NPZ inflates to {total} bytes; the limit is {limits.max_expanded_bytes}", 413)
+        raise DatasetError(f"the NPZ inflates to {total} bytes; the limit is {limits.max_expanded_bytes}", "too_large")
     for info in infos:
         if info.file_size > 1024**2 and info.file_size > limits.max_ratio * max(1, info.compress_size):
             ratio = info.file_size / max(1, info.compress_size)
             raise DatasetError(
                 f"{info.filename}: compressed {ratio:.0f}:1, more than the allowed {limits.max_ratio:g}:1 "
                 "(a data set is not that repetitive; a zip bomb is)",
-                413,
+                "too_large",
             )
     return archive
 
@@ -275,14 +280,14 @@ def describe(
 
 def _target_counts(table: Table, target: str) -> dict[str, int] | None:
     if target not in table.columns:
-        raise DatasetError(f"target column {target!r} does not exist; columns: {', '.join(table.columns)}", 422)
+        raise DatasetError(f"target column {target!r} does not exist; columns: {', '.join(table.columns)}", "unusable")
     result: dict[str, int] | None
     if target in table.categorical:
         names, counts = np.unique(table.categorical[target], return_counts=True)
         result = {str(n): int(c) for n, c in zip(names, counts, strict=True)}
     else:
         if np.isnan(table.numeric[target]).any():
-            raise DatasetError(f"target column {target!r} has missing values", 422)
+            raise DatasetError(f"target column {target!r} has missing values", "unusable")
         result = class_counts(table.numeric[target])
     _check_classes(result)
     return result
@@ -291,7 +296,7 @@ def _target_counts(table: Table, target: str) -> dict[str, int] | None:
 def _check_classes(counts: dict[str, int] | None) -> None:
     if counts is not None and len(counts) < 2:
         only = next(iter(counts), "?")
-        raise DatasetError(f"the target has one class only ({only!r}): nothing to learn", 422)
+        raise DatasetError(f"the target has one class only ({only!r}): nothing to learn", "unusable")
 
 
 @dataclass
@@ -322,7 +327,7 @@ def load_upload(raw: bytes, fmt: str, target: str | None, one_hot: bool) -> Load
         return LoadedTable(flat, mapped, names, [str(v) for v in labels], "classification", image_shape)
     table = parse_csv(raw, allow_missing=True)
     if target is None:
-        raise DatasetError("this CSV data set needs data.target: the name of the column to predict", 422)
+        raise DatasetError("this CSV data set needs data.target: the name of the column to predict", "unusable")
     _target_counts(table, target)
     features, names = _features(table, target, one_hot)
     y, class_names, task = _target(table, target)
@@ -334,7 +339,8 @@ def _features(table: Table, target: str, one_hot: bool) -> tuple[np.ndarray, lis
     categorical = [c for c in table.categorical if c != target]
     if categorical and not one_hot:
         raise DatasetError(
-            f"columns {', '.join(categorical)} are categorical: set data.one_hot: true to one-hot encode them", 422
+            f"columns {', '.join(categorical)} are categorical: set data.one_hot: true to one-hot encode them",
+            "unusable",
         )
     for column in table.columns:
         if column == target:
@@ -348,7 +354,7 @@ def _features(table: Table, target: str, one_hot: bool) -> tuple[np.ndarray, lis
                 blocks.append((values == level).astype(np.float64)[:, None])
                 names.append(f"{column}={level}")
     if not blocks:
-        raise DatasetError("no feature columns besides the target", 422)
+        raise DatasetError("no feature columns besides the target", "unusable")
     return np.hstack(blocks).astype(np.float32), names
 
 
