@@ -392,14 +392,15 @@ class ExperimentRepository:
             self.session.refresh(experiment)
 
     def request_cancel(self, experiment: Experiment) -> None:
-        """Queued: cancelled now. Running: flagged; the worker stops at its next check."""
-        if experiment.status in FINAL_STATUSES:
-            return
-        experiment.cancel_requested = True
-        if experiment.status == Status.queued:
-            experiment.status = Status.cancelled
-            experiment.finished_at = utcnow()
+        """Queued: cancelled now. Running: flagged; the worker stops at its next check. Each a
+        conditional update on the row as it is now (it may have finished since it was read): a
+        finished experiment is left as it ended."""
+        rows = update(Experiment).where(Experiment.id == experiment.id).execution_options(synchronize_session=False)
+        queued = rows.where(Experiment.status == Status.queued)
+        self.session.execute(queued.values(**CANCELLED, cancel_requested=True, finished_at=utcnow()))
+        self.session.execute(rows.where(Experiment.status == Status.running).values(cancel_requested=True))
         self.session.flush()
+        self.session.refresh(experiment)
 
     def started_rows(self) -> Sequence[tuple[str, str, datetime, datetime, datetime | None]]:
         """(kind, status, created, started, finished) of every experiment that has started."""
