@@ -4,10 +4,11 @@ failed by the infrastructure.
 Starts PostgreSQL-backed trainlab (a throwaway database, a Redis database number of its own,
 the API and 2 workers, fast lease/reconcile settings as in the fault tests), submits a mix of
 experiments (train runs, k-fold, a search, long runs), and for `--seconds` injects one fault
-every few seconds, chosen at random with `--seed`: SIGKILL of a worker (a replacement starts),
-SIGTERM of a worker (graceful: it re-queues its runs; a replacement starts), a flushed Redis
-database, every database connection killed, an API restart. Then it waits (bounded by
-`--timeout`) for every experiment to be final and checks through the API:
+every few seconds, drawn with `--seed` from a shuffled deck that holds every kind: SIGKILL of a
+worker (a replacement starts), SIGTERM of a worker (graceful: it re-queues its runs; a
+replacement starts), a flushed Redis database, every database connection killed, an API restart.
+Then it waits (bounded by `--timeout`) for every experiment to be final and checks through the
+API:
 
 - lost: accepted submissions missing from the database;
 - stuck: not final at the deadline;
@@ -53,6 +54,7 @@ FAST = {
 }
 FINAL = ("succeeded", "failed", "cancelled", "pruned")
 INFRASTRUCTURE_REASONS = ("error", "worker_lost")
+DECK = ["sigkill"] * 4 + ["sigterm"] * 2 + ["connection_kill"] * 2 + ["redis_flush", "api_restart"]
 
 
 def specs(n: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -82,6 +84,7 @@ class Faults:
     def __init__(self, service: Service, redis_url: str, database_url: str, rng: random.Random) -> None:
         self.service, self.redis_url, self.database_url, self.rng = service, redis_url, database_url, rng
         self.counts: Counter[str] = Counter()
+        self.deck: list[str] = []
 
     def _live_worker(self) -> Any:
         live = [p for p in self.service.workers if p.poll() is None]
@@ -117,9 +120,12 @@ class Faults:
         self.service.restart_api()
 
     def inject(self) -> str:
-        name = self.rng.choices(
-            ["sigkill", "sigterm", "redis_flush", "connection_kill", "api_restart"], weights=[4, 2, 1, 2, 1]
-        )[0]
+        """The next fault from a shuffled deck holding every kind (SIGKILLs the most often), so
+        even a short soak injects each kind at least once."""
+        if not self.deck:
+            self.deck = [*DECK]
+            self.rng.shuffle(self.deck)
+        name = self.deck.pop()
         getattr(self, name)()
         self.counts[name] += 1
         return name
