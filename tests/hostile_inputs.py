@@ -1,12 +1,18 @@
-"""Hostile files and bodies, made honestly (valid containers around lying or explosive content):
+"""Hostile files and bodies, made honestly (valid containers around lying or explosive content),
+and the memory they cost:
 shared by the hostile-input tests and `benchmarks/hostile.py`."""
 
 from __future__ import annotations
 
 import io
+import tracemalloc
 import zipfile
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 def npz_bytes(**arrays: np.ndarray) -> bytes:
@@ -44,3 +50,14 @@ def yaml_alias_bomb(levels: int = 10, fan: int = 9) -> str:
     lines = [f"a0: &a0 [{', '.join(['x'] * fan)}]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * fan)}]" for i in range(1, levels)]
     return "\n".join(lines) + f"\nname: bomb\ndata:\n  source: builtin/iris\n  options: {{n: *a{levels - 1}}}\n"
+
+
+def with_peak_memory(call: Callable[[], T]) -> tuple[T, int]:
+    """`call()`'s result and the peak bytes Python allocated meanwhile (every thread: the
+    in-process API too)."""
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

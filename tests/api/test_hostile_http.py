@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import stat
 import threading
-import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import make_user
-from tests.hostile_inputs import forged_npz, npz_bytes, wide_csv
+from tests.hostile_inputs import forged_npz, npz_bytes, wide_csv, with_peak_memory
 
 TRAIN = {"name": "t", "data": {"source": "builtin/iris"}, "train": {"epochs": 1}}
 
@@ -30,12 +29,7 @@ def datasets(client: TestClient) -> int:
 def test_an_npz_zip_bomb_is_refused_before_it_inflates(client: TestClient, api_env: Path) -> None:
     bomb = npz_bytes(X=np.zeros((40_000, 4_000)), y=np.zeros(40_000))  # 1.28 GB of zeros
     assert len(bomb) < 2 * 1024**2
-    tracemalloc.start()
-    try:
-        response = upload(client, bomb, "bomb.npz")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    response, peak = with_peak_memory(lambda: upload(client, bomb, "bomb.npz"))
     assert response.status_code == 413 and "inflates" in response.json()["detail"]
     assert peak < 100 * 1024**2 and datasets(client) == 0
     assert not list((api_env / "artifacts").rglob("data.*")) if (api_env / "artifacts").exists() else True
@@ -94,12 +88,7 @@ def test_a_chunked_upload_over_the_limit_is_a_413(client: TestClient, monkeypatc
 
 def test_a_wide_csv_costs_about_its_floats(client: TestClient) -> None:
     raw = wide_csv(2000, 500)
-    tracemalloc.start()
-    try:
-        response = upload(client, raw, "wide.csv")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    response, peak = with_peak_memory(lambda: upload(client, raw, "wide.csv"))
     assert response.status_code == 201, response.text
     assert response.json()["info"]["rows"] == 500
     assert peak < 6 * len(raw)  # the file, its floats and the parse: not a Python string per cell

@@ -5,14 +5,13 @@ oversized work. Each is a 4xx naming the problem, and nothing stored changes."""
 from __future__ import annotations
 
 import json
-import tracemalloc
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import make_user
-from tests.hostile_inputs import yaml_alias_bomb
+from tests.hostile_inputs import with_peak_memory, yaml_alias_bomb
 
 CSV = b"a,b,c,label\n" + b"".join(f"{i},{i % 7},{i % 3},{i % 2}\n".encode() for i in range(60))
 TRAIN = {"name": "t", "data": {"source": "builtin/iris"}, "train": {"epochs": 1}}
@@ -130,12 +129,8 @@ def test_a_yaml_alias_bomb_is_refused_before_it_expands(client: TestClient) -> N
     bomb = yaml_alias_bomb()
     assert len(bomb) < 1024  # 9^10 values once expanded
     token = client.headers["Authorization"].split()[1]
-    tracemalloc.start()
-    try:
-        detail = refused(client, token, bomb, 413, headers={"Content-Type": "application/yaml"})
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    yaml_body = {"Content-Type": "application/yaml"}
+    detail, peak = with_peak_memory(lambda: refused(client, token, bomb, 413, headers=yaml_body))
     assert "aliases" in detail and peak < 50 * 1024**2
 
 
