@@ -86,6 +86,7 @@ def run_train(
     Returns:
         The JSON-able summary (``test`` holds the final test metrics).
     """
+    from ml.evaluation.diagnosis import constant_loss
     from ml.evaluation.evaluate import evaluate_run
 
     started = time.perf_counter()
@@ -153,6 +154,7 @@ def run_train(
         test_output=predict(model, Xs, data.task),
         reporter=reporter,
         seal_test=s.fold is not None,
+        baseline_loss=constant_loss(data.task, y_train, pipeline.class_weights),
     )
     summary.update(
         {

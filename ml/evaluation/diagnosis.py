@@ -40,8 +40,9 @@ METRIC_RELATIVE_GAP = 0.1
 HIGH_LOSS_FRACTION = 0.5
 """Underfit: final training loss still above half its initial value, validation close to it."""
 UNDERFIT_MIN_GAIN = 1.0 / 3.0
-"""Underfit: the training metric got less than a third of the way from the baseline to perfect
-(1 for higher-is-better metrics, 0 for lower-is-better ones)."""
+"""Underfit: the training loss got less than a third of the way from the loss of the best
+constant prediction (the class prior, or the mean) to zero. Without that baseline loss: the
+training metric got less than a third of the way from its baseline to perfect."""
 SMOOTHING_WINDOW = 5
 """Moving-average window (at most) used to find the best validation loss without noise."""
 EPS = 1e-12
@@ -155,7 +156,33 @@ def _overfit_signals(ev: dict[str, Any]) -> list[str]:
     return signals
 
 
+def constant_loss(task: str, y_train: NDArray[Any], class_weights: NDArray[Any] | None = None) -> float:
+    """The training loss of the best constant prediction, on the rows (and class weights) the
+    model was trained with: the weighted class prior's entropy for cross-entropy, the targets'
+    variance for squared error. What no model may count as learning, whatever the class balance:
+    on 5 % positives, always "healthy" scores 95 % accuracy but gains nothing over this loss."""
+    if task != "classification":
+        return float(np.var(np.asarray(y_train, dtype=np.float64)))
+    counts = np.bincount(np.asarray(y_train, dtype=np.int64)).astype(np.float64)
+    if class_weights is not None:
+        counts = counts * np.asarray(class_weights, dtype=np.float64)[: counts.size]
+    prior = counts[counts > 0] / counts.sum()
+    return float(-(prior * np.log(prior)).sum())
+
+
+def _baseline_loss_signal(ev: dict[str, Any]) -> str | None:
+    baseline, final = ev.get("baseline_loss"), ev["final_train_loss"]
+    if baseline is None or baseline <= EPS or (baseline - final) >= UNDERFIT_MIN_GAIN * baseline:
+        return None
+    return (
+        f"training loss {final:.4g} is barely below {baseline:.4g}, the loss of always predicting "
+        f"{ev.get('baseline_loss_of', 'a constant')}: the model learned little beyond it"
+    )
+
+
 def _baseline_signal(ev: dict[str, Any]) -> str | None:
+    if ev.get("baseline_loss") is not None:  # judged on the loss: the metric's baseline can be faked
+        return _baseline_loss_signal(ev)
     train_m, baseline = ev.get("final_train_metric"), ev.get("baseline")
     if train_m is None or baseline is None:
         return None
@@ -284,13 +311,16 @@ def diagnose_fit(
     metric_name: str | None = None,
     higher_is_better: bool = True,
     baseline: float | None = None,
+    baseline_loss: float | None = None,
+    baseline_loss_of: str | None = None,
 ) -> dict[str, Any]:
     """Say whether a run underfits, overfits or fits well, from its learning curves.
 
     Rules (thresholds are the module constants), first match wins:
 
-    1. Underfit when the training metric is barely better than ``baseline`` (less than
-       UNDERFIT_MIN_GAIN of the way to perfect), or the training loss is still above
+    1. Underfit when the training loss is barely below ``baseline_loss`` (less than
+       UNDERFIT_MIN_GAIN of the way to zero; without it, when the training metric is barely
+       better than ``baseline``), or the training loss is still above
        HIGH_LOSS_FRACTION of its initial value with validation loss as high.
     2. Overfit when the validation loss rose VAL_RISE above its best for at least
        MIN_SINCE_BEST_FRACTION of the run while training loss kept falling, or validation
@@ -309,7 +339,11 @@ def diagnose_fit(
         val_metric: the same on the validation split (optional).
         metric_name: the metric's name, for the evidence and the sentences.
         higher_is_better: False for error metrics such as rmse.
-        baseline: what a trivial model scores on that metric (majority class, mean predictor).
+        baseline: what a trivial model scores on that metric (majority class, mean predictor);
+            evidence only when ``baseline_loss`` is given.
+        baseline_loss: the training loss of the best constant prediction (`constant_loss`), on
+            the same rows and weights as the training loss.
+        baseline_loss_of: what that constant is, for the sentences ("the class prior").
 
     Returns:
         ``{"verdict", "confidence", "evidence", "advice", "explanation"}``; JSON-ready.
@@ -320,6 +354,8 @@ def diagnose_fit(
     ev = _loss_evidence(train, val)
     ev["ignored_epochs"] = dropped
     ev.update(_metric_evidence(train_metric, val_metric, metric_name, higher_is_better, baseline))
+    if baseline_loss is not None and math.isfinite(baseline_loss):
+        ev["baseline_loss"], ev["baseline_loss_of"] = float(baseline_loss), baseline_loss_of or "a constant"
     verdict, signals = _decide(ev)
     ev["signals"] = signals
     reasons = ": " + "; ".join(signals) if signals else ""

@@ -90,8 +90,11 @@ def _curves(history: History) -> dict[str, dict[str, list[float]]]:
     return out
 
 
-def diagnose(history: History, task: str, baseline: float | None) -> dict[str, Any]:
-    """The bias-variance verdict from the learning curves."""
+def diagnose(
+    history: History, task: str, baseline: float | None, baseline_loss: float | None = None
+) -> dict[str, Any]:
+    """The bias-variance verdict from the learning curves; bias is judged against the loss of
+    the best constant prediction when it is given."""
     train, val = history.series.get("train", {}), history.series.get("validation", {})
     metric = "accuracy" if task == "classification" else "rmse"
     return diagnose_fit(
@@ -102,6 +105,8 @@ def diagnose(history: History, task: str, baseline: float | None) -> dict[str, A
         metric_name=metric,
         higher_is_better=task == "classification",
         baseline=baseline,
+        baseline_loss=baseline_loss,
+        baseline_loss_of="the training class frequencies" if task == "classification" else "the training mean",
     )
 
 
@@ -176,12 +181,15 @@ def evaluate_run(
     test_output: np.ndarray,
     reporter: Reporter,
     seal_test: bool = False,
+    baseline_loss: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate once on the sealed test split and build the summary's evaluation part.
 
     Args:
         seal_test: a k-fold child: write test predictions for the parent but compute no test
             metric (the parent evaluates the test split once, over all folds).
+        baseline_loss: the training loss of the best constant prediction on the rows and
+            weights the model trained with (`diagnosis.constant_loss`), for the diagnosis.
     """
     task = data.task
     if task == "classification":
@@ -198,7 +206,7 @@ def evaluate_run(
         "predictions.csv", predictions_csv(split.test, data.y[split.test], test_output, task, threshold), "text/csv"
     )
     baseline_acc = out.get("baseline", {}).get("accuracy") if task == "classification" else None
-    out["diagnosis"] = diagnose(history, task, baseline_acc)
+    out["diagnosis"] = diagnose(history, task, baseline_acc, baseline_loss)
     out["final"] = {s: {k: v[-1] for k, v in named.items()} for s, named in history.series.items()}
     out["leakage"] = duplicate_rows(data.X, split)
     if out["leakage"]["test_rows_in_train"] or out["leakage"]["validation_rows_in_train"]:
