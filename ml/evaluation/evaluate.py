@@ -32,7 +32,9 @@ from ml.training.loop import History
 def predictions_csv(
     rows: np.ndarray, y_true: np.ndarray, output: np.ndarray, task: str, threshold: float | None
 ) -> bytes:
-    """One line per test row: its index in the data set, the truth, the prediction and scores."""
+    """One line per row: its index in the data set, the truth, the prediction and scores. Floats
+    are written in their shortest exact form (`repr`): reading them back gives the same numbers,
+    so every metric can be recomputed from the file exactly."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     if task == "classification":
@@ -40,11 +42,11 @@ def predictions_csv(
         writer.writerow(["row", "true", "predicted", *[f"p{c}" for c in range(k)]])
         predicted = _decide(output, threshold)
         for r, t, p, probs in zip(rows, y_true, predicted, output, strict=True):
-            writer.writerow([int(r), int(t), int(p), *[f"{v:.8g}" for v in probs]])
+            writer.writerow([int(r), int(t), int(p), *[repr(float(v)) for v in probs]])
     else:
         writer.writerow(["row", "true", "predicted"])
         for r, t, p in zip(rows, y_true, output, strict=True):
-            writer.writerow([int(r), f"{float(t):.8g}", f"{float(p):.8g}"])
+            writer.writerow([int(r), repr(float(t)), repr(float(p))])
     return buf.getvalue().encode()
 
 
@@ -205,6 +207,9 @@ def evaluate_run(
     reporter.save_artifact(
         "predictions.csv", predictions_csv(split.test, data.y[split.test], test_output, task, threshold), "text/csv"
     )
+    if len(split.validation):  # the rows the threshold and early stopping were chosen on
+        validation_csv = predictions_csv(split.validation, data.y[split.validation], val_output, task, threshold)
+        reporter.save_artifact("validation_predictions.csv", validation_csv, "text/csv")
     baseline_acc = out.get("baseline", {}).get("accuracy") if task == "classification" else None
     out["diagnosis"] = diagnose(history, task, baseline_acc, baseline_loss)
     out["final"] = {s: {k: v[-1] for k, v in named.items()} for s, named in history.series.items()}

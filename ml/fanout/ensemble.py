@@ -17,6 +17,7 @@ import numpy as np
 from ml.errors import MLError
 from ml.evaluation.metrics import evaluate_classification, evaluate_regression
 from ml.fanout.base import ChildData, ChildPlan, ChildResult, Planner, children_predictions
+from ml.fanout.kfold import sample_std
 from ml.reporter import Reporter
 from ml.spec.ensemble import EnsembleExperimentSpec
 
@@ -143,7 +144,7 @@ def spread_of(per_member: Sequence[dict[str, float]]) -> dict[str, dict[str, flo
         values = np.array([m[name] for m in per_member if name in m], dtype=float)
         out[name] = {
             "mean": float(values.mean()),
-            "std": float(values.std()),
+            "std": sample_std(list(values)),
             "min": float(values.min()),
             "max": float(values.max()),
             "n": int(len(values)),

@@ -75,11 +75,17 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+def sample_std(values: Sequence[float]) -> float:
+    """The sample standard deviation (n - 1 in the denominator: the runs are a sample of the
+    runs one could have made); 0 for a single run."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
 def mean_std(per_run: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Each scalar metric's mean and (population) standard deviation over runs."""
+    """Each scalar metric's mean and sample standard deviation (`sample_std`) over runs."""
     names = sorted(set().union(*(_scalars(m).keys() for m in per_run)) - {"threshold"}) if per_run else []
     out = {}
     for name in names:
         values = [float(m[name]) for m in per_run if isinstance(m.get(name), int | float)]
-        out[name] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
+        out[name] = {"mean": float(np.mean(values)), "std": sample_std(values), "n": len(values)}
     return out

@@ -38,7 +38,7 @@ def test_vote_and_mean_proba_on_a_hand_made_case() -> None:
 def test_spread_is_mean_std_min_max_over_members() -> None:
     spread = spread_of([{"accuracy": 0.8}, {"accuracy": 0.9}, {"accuracy": 1.0}])
     assert spread["accuracy"] == pytest.approx(
-        {"mean": 0.9, "std": np.std([0.8, 0.9, 1.0]), "min": 0.8, "max": 1.0, "n": 3}
+        {"mean": 0.9, "std": np.std([0.8, 0.9, 1.0], ddof=1), "min": 0.8, "max": 1.0, "n": 3}
     )
 
 

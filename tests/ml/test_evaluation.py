@@ -132,5 +132,31 @@ def test_kfold_planner_runs_children_and_summarizes_mean_std_and_one_test() -> N
     summary = planner.summarize(spec, children, Stored(), RecordingReporter())
     accs = [c.summary["validation"]["accuracy"] for c in children]
     assert summary["validation"]["accuracy"]["mean"] == pytest.approx(np.mean(accs))
-    assert summary["validation"]["accuracy"]["std"] == pytest.approx(np.std(accs))
+    assert summary["validation"]["accuracy"]["std"] == pytest.approx(np.std(accs, ddof=1))  # the sample std
     assert 0.8 < summary["test"]["accuracy"] <= 1.0 and summary["folds"] == 5
+
+
+@pytest.mark.parametrize(
+    ("source", "task_metric"), [("builtin/breast_cancer", "roc_auc"), ("builtin/diabetes", "rmse")]
+)
+def test_every_metric_can_be_recomputed_exactly_from_the_prediction_files(source: str, task_metric: str) -> None:
+    import csv
+    import io
+
+    from sklearn.metrics import mean_squared_error, roc_auc_score
+
+    from ml.reporter import RecordingReporter
+    from ml.run import run_experiment
+
+    reporter = RecordingReporter()
+    spec = {"name": "p", "seed": 3, "data": {"source": source}, "train": {"epochs": 5},
+            "evaluate": {"metrics": [task_metric]}}
+    summary = run_experiment(spec, reporter)
+    rows = list(csv.DictReader(io.StringIO(reporter.artifacts["predictions.csv"].decode())))
+    validation = list(csv.DictReader(io.StringIO(reporter.artifacts["validation_predictions.csv"].decode())))
+    assert validation and {"row", "true", "predicted"} <= set(validation[0])  # the threshold's rows, recomputable
+    if task_metric == "roc_auc":
+        value = roc_auc_score([int(r["true"]) for r in rows], [float(r["p1"]) for r in rows])
+    else:
+        value = mean_squared_error([float(r["true"]) for r in rows], [float(r["predicted"]) for r in rows]) ** 0.5
+    assert value == pytest.approx(summary["test"][task_metric], rel=1e-12, abs=1e-12)
