@@ -1,6 +1,6 @@
 """Hostile files and bodies, made honestly (valid containers around lying or explosive content),
-and the memory they cost:
-shared by the hostile-input tests and `benchmarks/hostile.py`."""
+and a measure of the memory they cost; shared by the hostile-input tests and
+`benchmarks/hostile.py`."""
 
 from __future__ import annotations
 
