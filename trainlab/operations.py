@@ -139,6 +139,7 @@ def backup(
 ) -> None:
     """Back up the database (every table, portable between SQLite and PostgreSQL), the files
     it refers to (artifacts, uploads) and the search studies, into a new folder."""
+    from core.artifacts import get_artifact_store
     from core.backup import copy_out, dump_database, stored_keys
     from core.db import get_engine, session_scope
     from core.migrate import current_revision
@@ -147,8 +148,6 @@ def backup(
         raise typer.BadParameter(f"{folder} is not empty")
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)  # it holds everyone's data and the tokens' hashes
-    from core.artifacts import get_artifact_store
-
     revision = current_revision(get_engine()) or "none"
     with session_scope() as session:
         counts = dump_database(session, folder, revision)

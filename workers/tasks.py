@@ -106,15 +106,16 @@ def _claim(experiment_id: int, worker: str) -> tuple[Claim | None, str]:
         return claim, experiment.status
 
 
-def reference_problem(claim: Claim) -> str | None:
+def reference_problem(claim: Claim, parsed: Any) -> str | None:
     """Why the stored spec may not run as its owner, or None. The API checked this at
     submission; it is checked again here (one resolver for both), so a row written past the
-    API, or a data set's owner changed since, cannot make a run read someone else's objects."""
+    API, or a data set's owner changed since, cannot make a run read someone else's objects.
+    `parsed` is `claim.spec` parsed (once, by the caller)."""
     from ml.context import RunContext
     from ml.search.planner import study_name
     from ml.spec.references import spec_references
 
-    found = spec_references(parse_spec(claim.spec))
+    found = spec_references(parsed)
     if claim.parent_id is None and found.server_only:
         return f"{', '.join(found.server_only)}: set by the server only"
     trial = claim.spec.get("trial")
@@ -152,8 +153,9 @@ def run_experiment(self: Task, experiment_id: int) -> str:
         load_weights=WeightsLoader(get_artifact_store(), claim.owner_id),
     )
     try:
-        problem = reference_problem(claim)
-        planner = None if problem else planner_for(spec, context)
+        parsed = parse_spec(spec)  # once: the references, the planner and the fan-out read it
+        problem = reference_problem(claim, parsed)
+        planner = None if problem else planner_for(parsed, context)
     except Exception as exc:  # a stored spec this version cannot read: fail it, never leave it running
         log.exception("experiment %s: spec not readable", experiment_id)
         problem = f"the stored spec is not valid: {exc}"
@@ -164,7 +166,7 @@ def run_experiment(self: Task, experiment_id: int) -> str:
         planning = LeaseKeeper(experiment_id, worker, settings.heartbeat_seconds)
         planning.start()
         try:
-            return start_fanout(experiment_id, parse_spec(spec), planner)
+            return start_fanout(experiment_id, parsed, planner)
         finally:
             planning.stop()
 

@@ -65,8 +65,6 @@ def _scan(tree: Any, where: str, found: SpecReferences, server_fields: bool = Tr
     source = _get(tree, "data.source")
     if isinstance(source, str) and source.startswith("dataset/"):
         found.references.append(Reference("dataset", source.split("/", 1)[1], f"{prefix}data.source"))
-    elif source is not None and not isinstance(source, str):
-        found.references.append(Reference("dataset", str(source), f"{prefix}data.source"))
     origin = _get(tree, "init.from_experiment")
     if origin is not None:
         found.references.append(Reference("experiment", str(origin), f"{prefix}init.from_experiment"))

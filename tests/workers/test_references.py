@@ -35,16 +35,24 @@ def stored(client: TestClient) -> dict[str, Any]:
         return {"alice": alice.id, "bob": bob.id, "dataset": dataset["id"], "source": source.id}
 
 
+def problem_of(claim: Any) -> str | None:
+    """What the worker says of a claimed row (it parses the stored spec once, as here)."""
+    from ml.spec import parse_spec
+    from workers.tasks import reference_problem
+
+    return reference_problem(claim, parse_spec(claim.spec))
+
+
 def spec_with(**fields: Any) -> dict[str, Any]:
     return {"kind": "train", "name": "x", "data": {"source": "builtin/iris"}, **fields}
 
 
 def test_a_stored_spec_naming_anothers_data_fails_in_the_worker(stored: dict[str, Any]) -> None:
-    from workers.tasks import Claim, reference_problem
+    from workers.tasks import Claim
 
     theirs = spec_with(data={"source": f"dataset/{stored['dataset']}", "target": "label"})
-    assert reference_problem(Claim(theirs, stored["alice"], None)) is None
-    problem = reference_problem(Claim(theirs, stored["bob"], None))
+    assert problem_of(Claim(theirs, stored["alice"], None)) is None
+    problem = problem_of(Claim(theirs, stored["bob"], None))
     assert problem is not None and f"data set {stored['dataset']} not found" in problem
     compare = {
         "kind": "compare",
@@ -52,18 +60,18 @@ def test_a_stored_spec_naming_anothers_data_fails_in_the_worker(stored: dict[str
         "base": spec_with(),
         "variants": [{"label": "a", "set": {}}, {"label": "b", "set": {"init.from_experiment": "alice-run"}}],
     }
-    assert "of yours" in (reference_problem(Claim(compare, stored["bob"], None)) or "")
-    assert reference_problem(Claim(compare, stored["alice"], None)) is None
+    assert "of yours" in (problem_of(Claim(compare, stored["bob"], None)) or "")
+    assert problem_of(Claim(compare, stored["alice"], None)) is None
 
 
 def test_server_only_fields_and_foreign_studies_fail_in_the_worker(stored: dict[str, Any]) -> None:
-    from workers.tasks import Claim, reference_problem
+    from workers.tasks import Claim
 
     trial = spec_with(trial={"study": f"trainlab-search-{stored['source']}", "number": 3})
-    assert "set by the server only" in (reference_problem(Claim(trial, stored["bob"], None)) or "")
+    assert "set by the server only" in (problem_of(Claim(trial, stored["bob"], None)) or "")
     other_parent = stored["source"] + 1000
-    assert "not a trial of this" in (reference_problem(Claim(trial, stored["bob"], other_parent)) or "")
-    assert reference_problem(Claim(trial, stored["bob"], stored["source"])) is None
+    assert "not a trial of this" in (problem_of(Claim(trial, stored["bob"], other_parent)) or "")
+    assert problem_of(Claim(trial, stored["bob"], stored["source"])) is None
 
 
 def test_the_loaders_read_only_the_owners_objects(stored: dict[str, Any]) -> None:
