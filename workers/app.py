@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from core.db import get_engine, session_scope
 from core.operations import WorkerRepository
-from core.repositories import ExperimentRepository
+from core.repositories import RunRepository
 from core.settings import get_settings
 from workers import tasks  # noqa: F401  (registers the task)
 from workers.limits import apply_memory_budget
@@ -74,7 +74,7 @@ def _drain(sender: Any = None, sig: str | None = None, how: str | None = None, *
     hostname = str(sender) if sender else _hostname()
     try:
         with session_scope() as session:
-            count = ExperimentRepository(session).request_interrupt(f"{hostname}/")
+            count = RunRepository(session).request_interrupt(f"{hostname}/")
             WorkerRepository(session).forget(hostname)
             session.commit()
         log.warning("shutting down (%s, %s): %d running experiment(s) will be re-queued", sig, how, count)

@@ -17,7 +17,7 @@ from core.artifacts import ArtifactStore, get_artifact_store
 from core.celery_app import send_run_experiment
 from core.db import session_scope
 from core.models import FINAL_STATUSES, ErrorReason, Experiment, Status, utcnow
-from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository, durations
+from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository, RunRepository, durations
 from core.settings import get_settings
 from ml.context import RunContext
 from ml.fanout.base import ChildPlan, ChildResult, Planner, experiment_kind
@@ -107,20 +107,20 @@ def start_fanout(experiment_id: int, spec: Any, planner: Planner) -> str:
     except Exception as exc:  # e.g. the search storage is unreachable: fail, never hang as running
         log.exception("planning experiment %s failed", experiment_id)
         with session_scope() as session:
-            ExperimentRepository(session).finish(
+            RunRepository(session).finish(
                 experiment_id, Status.failed, error=f"could not plan the children: {exc}", reason=ErrorReason.error
             )
             session.commit()
         return "failed"
     with session_scope() as session:
-        repo = ExperimentRepository(session)
+        repo, runs = ExperimentRepository(session), RunRepository(session)
         # Under the parent's row lock: either a cancel sees these children, or we see the cancel.
-        if not repo.lock_running(experiment_id):
+        if not runs.lock_running(experiment_id):
             session.commit()
             return "skipped: not running"
-        if repo.cancel_requested(experiment_id):
+        if runs.cancel_requested(experiment_id):
             error = "cancelled before it fanned out"
-            repo.finish(experiment_id, Status.cancelled, error=error, reason=ErrorReason.cancelled)
+            runs.finish(experiment_id, Status.cancelled, error=error, reason=ErrorReason.cancelled)
             session.commit()
             return "cancelled"
         parent = repo.get(experiment_id)
@@ -142,8 +142,8 @@ def advance_parent(parent_id: int) -> None:
     from ml.planners import planner_for
 
     with session_scope() as session:
-        repo = ExperimentRepository(session)
-        if not repo.lock_running(parent_id):  # not running (already final): nothing to do
+        repo, runs = ExperimentRepository(session), RunRepository(session)
+        if not runs.lock_running(parent_id):  # not running (already final): nothing to do
             session.commit()
             return
         parent = repo.get(parent_id)
@@ -152,7 +152,7 @@ def advance_parent(parent_id: int) -> None:
         children = [_result(c) for c in parent.children]
         if parent.cancel_requested:
             abandoned_before = utcnow() - timedelta(seconds=get_settings().lease_seconds)
-            repo.cancel_tree(parent, abandoned_before, summary=_children_table(children))
+            runs.cancel_tree(parent, abandoned_before, summary=_children_table(children))
             session.commit()
             return
         spec = parse_spec(parent.spec)
@@ -180,7 +180,7 @@ def advance_parent(parent_id: int) -> None:
         error, reason = f"internal error: {exc}", ErrorReason.error
     summary.setdefault("children", _children_table(children)["children"])
     with session_scope() as session:
-        ExperimentRepository(session).finish(parent_id, status, summary=summary, error=error, reason=reason)
+        RunRepository(session).finish(parent_id, status, summary=summary, error=error, reason=reason)
         session.commit()
 
 

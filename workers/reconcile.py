@@ -23,7 +23,7 @@ from core.celery_app import queued_message_count, send_run_experiment
 from core.db import session_scope
 from core.models import ErrorReason, Status, utcnow
 from core.operations import WorkerRepository
-from core.repositories import ExperimentRepository
+from core.repositories import ExperimentRepository, RecoveryRepository, RunRepository
 from core.settings import get_settings
 from workers.fanout import advance_parent
 
@@ -45,8 +45,8 @@ def recover_expired_runs() -> list[int]:
     cutoff = utcnow() - timedelta(seconds=settings.lease_seconds)
     requeued = []
     with session_scope() as session:
-        repo = ExperimentRepository(session)
-        for experiment in repo.expired_runs(cutoff):
+        runs = RunRepository(session)
+        for experiment in RecoveryRepository(session).expired_runs(cutoff):
             if experiment.children:
                 continue  # a parent that fanned out holds no lease: it waits for its children
             # (a parent without children was planning: it held a lease and is re-planned)
@@ -55,9 +55,9 @@ def recover_expired_runs() -> list[int]:
                     f"worker_lost: the worker running it stopped answering {experiment.losses + 1} times "
                     f"(killed, out of memory or host lost); last on {experiment.worker}"
                 )
-                repo.finish(experiment.id, Status.failed, error=error, reason=ErrorReason.worker_lost)
+                runs.finish(experiment.id, Status.failed, error=error, reason=ErrorReason.worker_lost)
                 log.warning("experiment %s failed: %s", experiment.id, error)
-            elif repo.requeue(experiment.id, expired_before=cutoff, lost=True):
+            elif runs.requeue(experiment.id, expired_before=cutoff, lost=True):
                 requeued.append((experiment.id, experiment.priority))
         session.commit()
     for experiment_id, priority in requeued:
@@ -76,11 +76,11 @@ def redispatch_lost_messages() -> list[int]:
     now = utcnow()
     sent_before = now - timedelta(seconds=settings.redispatch_after_seconds)
     with session_scope() as session:
-        repo = ExperimentRepository(session)
-        repo.cancel_waiting()
-        candidates = repo.lost_queued(now - NEVER_SENT_GRACE, sent_before)
+        repo, recovery = ExperimentRepository(session), RecoveryRepository(session)
+        RunRepository(session).cancel_waiting()
+        candidates = recovery.lost_queued(now - NEVER_SENT_GRACE, sent_before)
         if any(e.dispatched_at is not None for e in candidates) and not broker_queue_empty():
-            candidates = [e for e in candidates if e.dispatched_at is None or repo.overtaken(e)]
+            candidates = [e for e in candidates if e.dispatched_at is None or recovery.overtaken(e)]
         chosen = [(e.id, e.priority) for e in candidates]
         for experiment_id, _ in chosen:
             repo.mark_dispatched(experiment_id)
@@ -92,7 +92,7 @@ def redispatch_lost_messages() -> list[int]:
 
 def finish_stalled_parents() -> None:
     with session_scope() as session:
-        parent_ids = [p.id for p in ExperimentRepository(session).running_parents()]
+        parent_ids = [p.id for p in RecoveryRepository(session).running_parents()]
     for parent_id in parent_ids:
         advance_parent(parent_id)
 

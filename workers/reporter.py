@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from core.artifacts import ArtifactStore
 from core.db import session_scope
-from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository
+from core.repositories import ArtifactRepository, MetricRepository, RunRepository
 from ml.reporter import Reporter
 
 CHECKPOINT = "checkpoint.pt"
@@ -33,7 +33,7 @@ class LeaseKeeper(threading.Thread):
         while not self._stop_event.wait(self.every):
             try:
                 with session_scope() as session:
-                    kept = ExperimentRepository(session).renew_lease(self.experiment_id, self.worker)
+                    kept = RunRepository(session).renew_lease(self.experiment_id, self.worker)
                     session.commit()
             except Exception:  # a database hiccup: try again at the next beat
                 continue
@@ -77,7 +77,7 @@ class DatabaseReporter(Reporter):
         self.checkpoint_seconds = checkpoint_seconds
         self._last_checkpoint = -float("inf")
 
-    def _read_flags(self, repo: ExperimentRepository) -> None:
+    def _read_flags(self, repo: RunRepository) -> None:
         cancel, interrupt, holder = repo.flags(self.experiment_id)
         if cancel:
             self.stop_reason = "cancel"
@@ -90,9 +90,8 @@ class DatabaseReporter(Reporter):
         rows = [(step, split, name, value) for split, named in metrics.items() for name, value in named.items()]
         with session_scope() as session:
             MetricRepository(session).add_many(self.experiment_id, rows)
-            repo = ExperimentRepository(session)
             if self.stop_reason is None:
-                self._read_flags(repo)
+                self._read_flags(RunRepository(session))
             session.commit()
         self._next_poll = time.monotonic() + self.poll_seconds
 
@@ -108,7 +107,7 @@ class DatabaseReporter(Reporter):
         if self.stop_reason is None and now >= self._next_poll:
             self._next_poll = now + self.poll_seconds
             with session_scope() as session:
-                self._read_flags(ExperimentRepository(session))
+                self._read_flags(RunRepository(session))
         return self.stop_reason is not None
 
     def save_artifact(self, name: str, data: bytes, content_type: str) -> None:

@@ -25,7 +25,7 @@ from core.celery_app import TASK_RUN_EXPERIMENT, get_celery_app, send_run_experi
 from core.db import session_scope
 from core.models import ErrorReason, Status
 from core.references import unresolved
-from core.repositories import ExperimentRepository
+from core.repositories import ExperimentRepository, RunRepository
 from core.settings import get_settings
 from ml.context import RunContext
 from ml.planners import planner_for
@@ -55,10 +55,9 @@ def worker_identity(hostname: str) -> str:
 
 def _finish(experiment_id: int, status: Status, worker: str | None = None, **fields: Any) -> None:
     with session_scope() as session:
-        repo = ExperimentRepository(session)
-        recorded = repo.finish(experiment_id, status, worker=worker, **fields)
+        recorded = RunRepository(session).finish(experiment_id, status, worker=worker, **fields)
         session.commit()
-        experiment = repo.get(experiment_id)
+        experiment = ExperimentRepository(session).get(experiment_id)
         parent_id = experiment.parent_id if experiment else None
     if recorded and parent_id is not None:
         advance_parent(parent_id)
@@ -66,9 +65,8 @@ def _finish(experiment_id: int, status: Status, worker: str | None = None, **fie
 
 def _requeue(experiment_id: int, worker: str, lost: bool) -> bool:
     with session_scope() as session:
-        repo = ExperimentRepository(session)
-        done = repo.requeue(experiment_id, worker=worker, lost=lost)
-        experiment = repo.get(experiment_id)
+        done = RunRepository(session).requeue(experiment_id, worker=worker, lost=lost)
+        experiment = ExperimentRepository(session).get(experiment_id)
         session.commit()
         priority = experiment.priority if experiment else "normal"
     if done:
@@ -90,10 +88,9 @@ def _claim(experiment_id: int, worker: str) -> tuple[Claim | None, str]:
     """The claim if this worker now holds the run; else None and the state it is in
     ("over_quota" when it waits for its owner's other runs)."""
     with session_scope() as session:
-        repo = ExperimentRepository(session)
-        claimed = repo.claim(experiment_id, worker, running_limit=get_settings().max_running_per_user)
+        claimed = RunRepository(session).claim(experiment_id, worker, running_limit=get_settings().max_running_per_user)
         session.commit()
-        experiment = repo.get(experiment_id)
+        experiment = ExperimentRepository(session).get(experiment_id)
         if experiment is None:
             return None, "missing"
         if not claimed:

@@ -19,7 +19,7 @@ from core.artifacts import delete_files, get_artifact_store
 from core.celery_app import send_run_experiment
 from core.models import FINAL_STATUSES, Experiment, Status, User, utcnow
 from core.references import unresolved
-from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository
+from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository, RunRepository
 from core.settings import get_settings
 from ml.spec import experiment_kind
 from ml.spec.references import SpecReferences, spec_references
@@ -211,7 +211,7 @@ def cancel_experiment(experiment: ExperimentDep, session: SessionDep) -> Experim
     """Queued: cancelled now. Running: stops at its next check (now, if its worker is gone).
     Children are cancelled too."""
     abandoned_before = utcnow() - timedelta(seconds=get_settings().lease_seconds)
-    ExperimentRepository(session).cancel_tree(experiment, abandoned_before)
+    RunRepository(session).cancel_tree(experiment, abandoned_before)
     session.commit()
     return ExperimentRead.of(experiment)
 

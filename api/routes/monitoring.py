@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from api.deps import SessionDep
 from core.models import FINAL_STATUSES, Status
 from core.operations import WorkerRepository, worker_timeout
-from core.repositories import ExperimentRepository
+from core.repositories import MonitoringRepository
 
 router = APIRouter(tags=["monitoring"])
 # Seconds: short CPU runs to multi-hour GPU runs.
@@ -43,7 +43,7 @@ class ExperimentCollector:
         self.session = session
 
     def collect(self) -> Iterator[Metric]:
-        counts = ExperimentRepository(self.session).counts_by_status()
+        counts = MonitoringRepository(self.session).counts_by_status()
         now = datetime.now(UTC)
         yield GaugeMetricFamily(
             "trainlab_queue_depth", "Experiments queued, waiting for a worker.", counts.get("queued", 0)
@@ -59,7 +59,7 @@ class ExperimentCollector:
         for status in FINAL_STATUSES:
             finished.add_metric([status.value], counts.get(status.value, 0))
         yield finished
-        oldest = ExperimentRepository(self.session).oldest_queued_at()
+        oldest = MonitoringRepository(self.session).oldest_queued_at()
         yield GaugeMetricFamily(
             "trainlab_queue_oldest_seconds",
             "Age of the oldest queued experiment (0 when none).",
@@ -77,11 +77,11 @@ class ExperimentCollector:
         yield GaugeMetricFamily(
             "trainlab_workers_busy",
             "Workers running an experiment now.",
-            ExperimentRepository(self.session).busy_workers(),
+            MonitoringRepository(self.session).busy_workers(),
         )
         waits: dict[str, list[float]] = {}
         runs: dict[str, list[float]] = {}
-        for kind, state, created, started, finished_at in ExperimentRepository(self.session).started_rows():
+        for kind, state, created, started, finished_at in MonitoringRepository(self.session).started_rows():
             waits.setdefault(kind, []).append(max(0.0, _seconds(created, started)))
             if finished_at is not None and state in FINAL_STATUSES:
                 runs.setdefault(kind, []).append(max(0.0, _seconds(started, finished_at)))

@@ -21,20 +21,20 @@ def finished_with_files(client: TestClient, status: str = "succeeded", days_ago:
     from core.artifacts import get_artifact_store
     from core.db import session_scope
     from core.models import Experiment, Status, utcnow
-    from core.repositories import ArtifactRepository, ExperimentRepository
+    from core.repositories import ArtifactRepository, RunRepository
 
     experiment_id = client.post("/api/v1/experiments", json=TRAIN).json()["id"]
     store = get_artifact_store()
     keys = []
     with session_scope() as session:
-        repo = ExperimentRepository(session)
-        assert repo.claim(experiment_id, "w")
+        runs = RunRepository(session)
+        assert runs.claim(experiment_id, "w")
         for name in ("checkpoint.pt", "curves.png"):
             key = store.key_for(experiment_id, name)
             store.put(key, b"bytes")
             ArtifactRepository(session).put(experiment_id, name, key, 5, "application/octet-stream")
             keys.append(key)
-        assert repo.finish(experiment_id, Status(status), error=None if status == "succeeded" else "x")
+        assert runs.finish(experiment_id, Status(status), error=None if status == "succeeded" else "x")
         session.query(Experiment).filter_by(id=experiment_id).update(
             {"finished_at": utcnow() - timedelta(days=days_ago)}
         )

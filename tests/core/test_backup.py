@@ -30,21 +30,21 @@ def a_finished_run() -> tuple[int, str]:
     from core.artifacts import get_artifact_store
     from core.db import session_scope
     from core.models import Status, User
-    from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository
+    from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository, RunRepository
 
     store = get_artifact_store()
     with session_scope() as session:
-        repo = ExperimentRepository(session)
+        repo, runs = ExperimentRepository(session), RunRepository(session)
         owner = session.query(User).filter_by(name="ada").one()
         row = repo.create(name="kept", kind="train", spec={"name": "kept"}, owner_id=owner.id)
         session.flush()
-        assert repo.claim(row.id, "w")
+        assert runs.claim(row.id, "w")
         for name, data in (("checkpoint.pt", b"weights after epoch 3"), ("predictions.csv", b"y,p\n1,0.9\n")):
             key = store.key_for(row.id, name)
             store.put(key, data)
             ArtifactRepository(session).put(row.id, name, key, len(data), "application/octet-stream")
         MetricRepository(session).add_many(row.id, [(s, "train", "loss", 1.0 / s) for s in range(1, 4)])
-        assert repo.finish(row.id, Status.succeeded, summary={"test": {"accuracy": 0.9}})
+        assert runs.finish(row.id, Status.succeeded, summary={"test": {"accuracy": 0.9}})
         session.commit()
         return row.id, store.namespace
 

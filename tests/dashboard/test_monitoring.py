@@ -13,10 +13,10 @@ def store_experiments() -> None:
     """Two queued, one running, a train run that took 90 s, a failed one of 2 s, a cancelled one."""
     from core.db import session_scope
     from core.models import Experiment, Status, utcnow
-    from core.repositories import ExperimentRepository
+    from core.repositories import ExperimentRepository, RunRepository
 
     with session_scope() as session:
-        repo = ExperimentRepository(session)
+        repo, runs = ExperimentRepository(session), RunRepository(session)
         rows = [repo.create(name=f"m{i}", kind="train" if i != 4 else "pinn", spec={}) for i in range(6)]
         for row, (status, queued, ran) in zip(
             rows[2:],
@@ -24,11 +24,11 @@ def store_experiments() -> None:
             strict=True,
         ):
             if status == Status.cancelled:
-                repo.request_cancel(row)
+                runs.request_cancel(row)
                 continue
-            repo.claim(row.id, "w1")
+            runs.claim(row.id, "w1")
             if ran is not None:
-                repo.finish(row.id, status)
+                runs.finish(row.id, status)
             session.flush()
             experiment = session.get(Experiment, row.id)
             assert experiment is not None

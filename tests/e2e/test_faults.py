@@ -197,7 +197,7 @@ def ghost_claim(service: Service, spec: dict) -> int:
 
     from core.db import make_engine
     from core.models import User, utcnow
-    from core.repositories import ExperimentRepository
+    from core.repositories import ExperimentRepository, RunRepository
     from ml.spec import experiment_kind, parse_spec
 
     engine = make_engine(service.env["TRAINLAB_DATABASE_URL"])
@@ -209,7 +209,7 @@ def ghost_claim(service: Service, spec: dict) -> int:
             row = repo.create(name=spec["name"], kind=experiment_kind(parsed), spec=parsed.model_dump(mode="json"),
                               owner_id=owner.id)
             session.flush()
-            assert repo.claim(row.id, "ghost@gone/1/dead")
+            assert RunRepository(session).claim(row.id, "ghost@gone/1/dead")
             row.heartbeat_at = utcnow() - timedelta(seconds=60)
             session.commit()
             return row.id

@@ -19,18 +19,18 @@ def stored(client: TestClient) -> dict[str, Any]:
     """Alice's data set and succeeded experiment; Bob's id."""
     from core.db import session_scope
     from core.models import Status, User
-    from core.repositories import ExperimentRepository
+    from core.repositories import ExperimentRepository, RunRepository
 
     dataset = client.post("/api/v1/datasets", files={"file": ("a.csv", CSV)}, data={"target": "label"}).json()
     make_user("bob")
     with session_scope() as session:
         alice = session.query(User).filter_by(name="owner").one()
         bob = session.query(User).filter_by(name="bob").one()
-        repo = ExperimentRepository(session)
+        repo, runs = ExperimentRepository(session), RunRepository(session)
         source = repo.create(name="alice-run", kind="train", spec={}, owner_id=alice.id)
         session.flush()
-        assert repo.claim(source.id, "test-worker")
-        assert repo.finish(source.id, Status.succeeded, summary={})
+        assert runs.claim(source.id, "test-worker")
+        assert runs.finish(source.id, Status.succeeded, summary={})
         session.commit()
         return {"alice": alice.id, "bob": bob.id, "dataset": dataset["id"], "source": source.id}
 
