@@ -17,6 +17,7 @@ from ml.data.sources import Dataset, load_dataset, split_dataset
 from ml.data.subsets import select_classes, training_rows
 from ml.models import build_model
 from ml.preprocessing import fit_preprocessing
+from ml.preprocessing.balance import validation_class_weights
 from ml.reporter import Reporter
 from ml.search.trial import trial_reporter
 from ml.spec import PinnExperimentSpec, TrainExperimentSpec, parse_spec
@@ -88,6 +89,7 @@ def run_train(
     """
     from ml.evaluation.diagnosis import constant_loss
     from ml.evaluation.evaluate import evaluate_run
+    from ml.evaluation.reference import reference_loss
 
     started = time.perf_counter()
     reporter = trial_reporter(spec, reporter, context)  # a search trial reports to its study and may be pruned
@@ -116,9 +118,12 @@ def run_train(
     hd = spec.trial.hypergradient if spec.trial else None
     hypergradient = Hypergradient(list(model.parameters()), hd) if hd else None
     reporter.log(f"training on {device}: {len(split.train)} train / {len(split.validation)} validation rows")
-    class_weights = None
+    class_weights = val_class_weights = None
     if pipeline.class_weights is not None:
         class_weights = torch.as_tensor(pipeline.class_weights, dtype=torch.float32, device=device)
+    if data.task == "classification" and any(step.step == "balance" for step in spec.preprocess):
+        weights = validation_class_weights(y_train, pipeline.class_weights, data.y[split.validation], n_outputs)
+        val_class_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
     # Before training, on a copy of the model and with generators of its own: training is unchanged.
     lr_range = run_lr_range_test(
         model,
@@ -139,6 +144,7 @@ def run_train(
             reporter,
             generator,
             class_weights=class_weights,
+            val_class_weights=val_class_weights,
             batch_transform=pipeline.batch_transform,
         )
     training_seconds = time.perf_counter() - fit_started
@@ -155,6 +161,17 @@ def run_train(
         reporter=reporter,
         seal_test=s.fold is not None,
         baseline_loss=constant_loss(data.task, y_train, pipeline.class_weights),
+        reference=lambda: reference_loss(
+            data.task,
+            X_train,
+            y_train,
+            X_val,
+            data.y[split.validation],
+            n_classes=n_outputs,
+            class_weights=pipeline.class_weights,
+            val_class_weights=None if val_class_weights is None else val_class_weights.cpu().numpy(),
+            seed=spec.seed,
+        ),
     )
     summary.update(
         {

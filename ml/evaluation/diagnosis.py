@@ -43,6 +43,14 @@ UNDERFIT_MIN_GAIN = 1.0 / 3.0
 """Underfit: the training loss got less than a third of the way from the loss of the best
 constant prediction (the class prior, or the mean) to zero. Without that baseline loss: the
 training metric got less than a third of the way from its baseline to perfect."""
+REFERENCE_GAP = 0.25
+"""An underfitting signal stands only when the training loss is worse than the reference
+model's validation loss (`ml.evaluation.reference`) by at least 25 % of the gain the reference
+makes over the constant prediction..."""
+REFERENCE_MIN_GAP = 0.02
+"""...and by at least 2 % of the constant prediction's loss."""
+LITTLE_SIGNAL = 0.05
+"""A reference that gains less than 5 % over the constant prediction: the features say little."""
 SMOOTHING_WINDOW = 5
 """Moving-average window (at most) used to find the best validation loss without noise."""
 EPS = 1e-12
@@ -150,8 +158,7 @@ def _overfit_signals(ev: dict[str, Any]) -> list[str]:
         gap = (train_m - val_m) if ev["higher_is_better"] else (val_m - train_m)
         if gap / max(abs(train_m), abs(val_m), EPS) >= METRIC_RELATIVE_GAP:
             signals.append(
-                f"training {ev['metric_name'] or 'metric'} {train_m:.4g} is clearly better "
-                f"than validation {val_m:.4g}"
+                f"training {ev['metric_name'] or 'metric'} {train_m:.4g} is clearly better than validation {val_m:.4g}"
             )
     return signals
 
@@ -191,10 +198,7 @@ def _baseline_signal(ev: dict[str, Any]) -> str | None:
     room = (1.0 - baseline) if higher else abs(baseline)
     if room <= 0 or gain >= UNDERFIT_MIN_GAIN * room:
         return None
-    return (
-        f"training {ev['metric_name'] or 'metric'} {train_m:.4g} is barely better than the "
-        f"baseline {baseline:.4g}"
-    )
+    return f"training {ev['metric_name'] or 'metric'} {train_m:.4g} is barely better than the baseline {baseline:.4g}"
 
 
 def _underfit_signals(ev: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -216,40 +220,92 @@ def _underfit_signals(ev: dict[str, Any]) -> tuple[list[str], list[str]]:
     return strong, weak
 
 
-def _underfit_advice(ev: dict[str, Any]) -> list[str]:
+def _regularizers(facts: dict[str, Any]) -> list[str]:
+    return [f"{k}={v:g}" for k, v in (facts.get("regularization") or {}).items() if v]
+
+
+def _underfit_advice(ev: dict[str, Any], facts: dict[str, Any]) -> list[str]:
+    """Remedies for high bias, from this run's own spec when it is known (`facts`)."""
     advice = []
-    if ev["train_still_improving"]:
-        advice.append("Train longer: the training loss was still falling at the end.")
-    return advice + [
-        "Add capacity: a wider or deeper model.",
-        "Raise the learning rate, or use a warm-up phase followed by decay, so training gets "
-        "further in the same number of epochs.",
-        "Give the model better features: transform them (e.g. polar coordinates, scaling) or "
-        "select the informative ones.",
-        "Reduce regularization (L2, dropout, max-norm) if any is set.",
-    ]
+    model = facts.get("model")
+    if facts.get("stopped_early") and facts.get("best_epoch") is not None:
+        advice.append(
+            f"Early stopping ended training at epoch {facts.get('epochs_run')} and kept epoch "
+            f"{facts['best_epoch']} (monitor {facts.get('monitor', 'val_loss')}, patience "
+            f"{facts.get('patience')}): raise the patience, or monitor a metric such as val_roc_auc."
+        )
+    elif ev["train_still_improving"]:
+        epochs = facts.get("epochs_run")
+        advice.append(
+            "Train longer: the training loss was still falling at the end" + (f" of epoch {epochs}." if epochs else ".")
+        )
+    if model == "linear" or (model == "mlp" and not facts.get("hidden")):
+        advice.append(
+            "The model is linear (no hidden layer): it can only draw a straight boundary (or fit a "
+            "plane). Add a hidden layer (model: {type: mlp, hidden: [64, 64]}), or give it "
+            "features in which the classes are linear (polar coordinates, polynomial terms)."
+        )
+    elif model in ("mlp", "cnn"):
+        hidden = facts.get("hidden") or []
+        advice.append(
+            f"Add capacity: the {model} has hidden layers {hidden} "
+            f"({facts.get('parameters', '?')} parameters); try wider or deeper layers."
+        )
+    else:
+        advice.append("Add capacity: a wider or deeper model.")
+    set_regularizers = _regularizers(facts)
+    if set_regularizers:
+        advice.append(f"Reduce regularization: {', '.join(set_regularizers)} is set and holds the fit back.")
+    lr = facts.get("lr")
+    advice.append(
+        (f"Raise the learning rate (now {lr:g}), " if lr else "Raise the learning rate, ")
+        + "or use a warm-up phase followed by decay, so training gets further in the same epochs."
+    )
+    if model != "linear":
+        advice.append(
+            "Give the model better features: transform them (e.g. polar coordinates, scaling) or "
+            "select the informative ones."
+        )
+    return advice
 
 
-def _overfit_advice(ev: dict[str, Any]) -> list[str]:
-    return [
-        f"Use early stopping: validation loss was best at epoch {ev['best_val_epoch']} "
-        f"({ev['best_val_loss']:.4g}); keep the weights of that epoch.",
-        "Regularize: L2 weight decay, dropout or max-norm.",
-        "Augment the data, or collect more of it.",
-        "Try a simpler model (fewer or narrower layers).",
-    ]
+def _overfit_advice(ev: dict[str, Any], facts: dict[str, Any]) -> list[str]:
+    advice = []
+    if facts.get("early_stopping"):
+        advice.append(
+            f"Early stopping is on and kept epoch {facts.get('best_epoch')}; the gap remains, so "
+            "regularize or simplify as well."
+        )
+    else:
+        advice.append(
+            f"Use early stopping: validation loss was best at epoch {ev['best_val_epoch']} "
+            f"({ev['best_val_loss']:.4g}); keep the weights of that epoch."
+        )
+    set_regularizers = _regularizers(facts)
+    if set_regularizers:
+        advice.append(f"Regularize more: {', '.join(set_regularizers)} is set; raise it, or add dropout or max-norm.")
+    else:
+        advice.append("Regularize: L2 weight decay, dropout or max-norm (none is set).")
+    advice.append("Augment the data, or collect more of it.")
+    hidden = facts.get("hidden")
+    advice.append(
+        f"Try a simpler model (hidden layers {hidden} now; fewer or narrower)."
+        if hidden
+        else "Try a simpler model (fewer or narrower layers)."
+    )
+    return advice
 
 
-def _good_advice(ev: dict[str, Any]) -> list[str]:
+def _good_advice(ev: dict[str, Any], facts: dict[str, Any]) -> list[str]:
     return ["Keep it; try k-fold cross-validation to confirm the estimate."]
 
 
-ADVICE: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+ADVICE: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
     "underfit": _underfit_advice,
     "overfit": _overfit_advice,
     "good": _good_advice,
 }
-"""verdict -> function(evidence) returning the course's remedies, most relevant first."""
+"""verdict -> function(evidence, facts of the run) returning the course's remedies, most relevant first."""
 
 
 def _clean_curves(
@@ -281,20 +337,61 @@ def _too_short(train: NDArray[np.float64], val: NDArray[np.float64], dropped: in
     )
 
 
-def _decide(ev: dict[str, Any]) -> tuple[str, list[str]]:
+def _reference_check(ev: dict[str, Any], reference: Callable[[], float | None] | None) -> str | None:
+    """Whether the underfitting signals stand against what a flexible reference model reaches:
+    "confirmed", "noise" (the reference does no clearly better) or None (no reference)."""
+    if reference is None:
+        return None
+    ref = reference()
+    if ref is None or not math.isfinite(ref):
+        return None
+    ev["reference_val_loss"] = float(ref)
+    constant = ev.get("baseline_loss", ev["initial_train_loss"])
+    headroom = constant - ref
+    gap = ev["final_train_loss"] - ref
+    if headroom <= LITTLE_SIGNAL * abs(constant):
+        return "little_signal"
+    return "confirmed" if gap > REFERENCE_GAP * headroom and gap > REFERENCE_MIN_GAP * abs(constant) else "noise"
+
+
+def _decide(ev: dict[str, Any], reference: Callable[[], float | None] | None = None) -> tuple[str, list[str]]:
     strong, weak = _underfit_signals(ev)
     overfit = _overfit_signals(ev)
+    check = _reference_check(ev, reference) if strong else None
+    if check is not None:
+        ev["reference_check"] = check
+    if check == "confirmed":
+        strong.append(
+            f"a gradient-boosted reference model reaches a validation loss of {ev['reference_val_loss']:.4g} "
+            f"on the same rows, below this model's training loss {ev['final_train_loss']:.4g}"
+        )
+    elif check in ("noise", "little_signal"):
+        ev["dismissed_underfit_signals"] = strong
+        strong = []
     if strong:
         return "underfit", strong + weak
     if overfit:
         return "overfit", overfit
     if weak:
         return "underfit", weak
-    return "good", [
+    reasons = [
         f"training loss {ev['final_train_loss']:.4g} and validation loss "
         f"{ev['final_val_loss']:.4g} end close together, and the validation curve is "
         f"{ev['val_trend']} at the end"
     ]
+    if check == "noise":
+        reasons.append(
+            f"a gradient-boosted reference model does no clearly better on the same rows (validation loss "
+            f"{ev['reference_val_loss']:.4g}): the remaining error is the data's noise, not the model's bias"
+        )
+    elif check == "little_signal":
+        constant = ev.get("baseline_loss", ev["initial_train_loss"])
+        reasons.append(
+            f"a gradient-boosted reference model gains almost nothing over the constant prediction either "
+            f"(validation loss {ev['reference_val_loss']:.4g} vs {constant:.4g}): "
+            "the features carry little information about the target"
+        )
+    return "good", reasons
 
 
 def _confidence(verdict: str, signals: list[str], epochs: int) -> str:
@@ -313,6 +410,8 @@ def diagnose_fit(
     baseline: float | None = None,
     baseline_loss: float | None = None,
     baseline_loss_of: str | None = None,
+    reference: Callable[[], float | None] | None = None,
+    facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Say whether a run underfits, overfits or fits well, from its learning curves.
 
@@ -321,7 +420,10 @@ def diagnose_fit(
     1. Underfit when the training loss is barely below ``baseline_loss`` (less than
        UNDERFIT_MIN_GAIN of the way to zero; without it, when the training metric is barely
        better than ``baseline``), or the training loss is still above
-       HIGH_LOSS_FRACTION of its initial value with validation loss as high.
+       HIGH_LOSS_FRACTION of its initial value with validation loss as high -- and, when a
+       ``reference`` is given, the reference model's validation loss is clearly lower than the
+       training loss (REFERENCE_GAP, REFERENCE_MIN_GAP); when it is not, the error is the data's
+       noise and these signals are dismissed (kept in the evidence).
     2. Overfit when the validation loss rose VAL_RISE above its best for at least
        MIN_SINCE_BEST_FRACTION of the run while training loss kept falling, or validation
        loss exceeds training loss by OVERFIT_RELATIVE_GAP (and by MIN_ABSOLUTE_GAP of the initial
@@ -344,6 +446,11 @@ def diagnose_fit(
         baseline_loss: the training loss of the best constant prediction (`constant_loss`), on
             the same rows and weights as the training loss.
         baseline_loss_of: what that constant is, for the sentences ("the class prior").
+        reference: returns a flexible reference model's validation loss on the same rows and
+            scale (`ml.evaluation.reference.reference_loss`); called only when underfitting
+            signals need confirming.
+        facts: what the run's spec set (model type, hidden layers, regularization, learning rate,
+            early stopping, whether it stopped early), so the advice speaks of this run.
 
     Returns:
         ``{"verdict", "confidence", "evidence", "advice", "explanation"}``; JSON-ready.
@@ -356,7 +463,7 @@ def diagnose_fit(
     ev.update(_metric_evidence(train_metric, val_metric, metric_name, higher_is_better, baseline))
     if baseline_loss is not None and math.isfinite(baseline_loss):
         ev["baseline_loss"], ev["baseline_loss_of"] = float(baseline_loss), baseline_loss_of or "a constant"
-    verdict, signals = _decide(ev)
+    verdict, signals = _decide(ev, reference)
     ev["signals"] = signals
     reasons = ": " + "; ".join(signals) if signals else ""
     return to_jsonable(
@@ -364,7 +471,7 @@ def diagnose_fit(
             "verdict": verdict,
             "confidence": _confidence(verdict, signals, ev["epochs"]),
             "evidence": ev,
-            "advice": ADVICE[verdict](ev),
+            "advice": ADVICE[verdict](ev, facts or {}),
             "explanation": VERDICT_SENTENCES[verdict] + reasons + ".",
         }
     )

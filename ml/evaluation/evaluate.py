@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -93,7 +94,12 @@ def _curves(history: History) -> dict[str, dict[str, list[float]]]:
 
 
 def diagnose(
-    history: History, task: str, baseline: float | None, baseline_loss: float | None = None
+    history: History,
+    task: str,
+    baseline: float | None,
+    baseline_loss: float | None = None,
+    reference: Callable[[], float | None] | None = None,
+    facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The bias-variance verdict from the learning curves; bias is judged against the loss of
     the best constant prediction when it is given."""
@@ -109,7 +115,36 @@ def diagnose(
         baseline=baseline,
         baseline_loss=baseline_loss,
         baseline_loss_of="the training class frequencies" if task == "classification" else "the training mean",
+        reference=reference,
+        facts=facts,
     )
+
+
+def run_facts(spec: TrainExperimentSpec, history: History) -> dict[str, Any]:
+    """What the spec set that the diagnosis' advice can speak of."""
+    reg, opt = spec.train.regularization, spec.train.optimizer
+    l1, l2 = reg.penalty_coefficients
+    stopping = spec.train.early_stopping
+    return {
+        "model": spec.model.type,
+        "hidden": list(spec.model.hidden) if spec.model.type != "linear" else [],
+        "regularization": {
+            "l1": l1,
+            "l2": l2,
+            "dropout": spec.model.dropout,
+            "input_dropout": reg.input_dropout,
+            "max_norm": reg.max_norm.value if reg.max_norm else 0.0,
+            "weight_decay": getattr(opt, "weight_decay", 0.0) or 0.0,
+        },
+        "lr": opt.initial_lr,
+        "early_stopping": stopping is not None,
+        "monitor": stopping.monitor if stopping else None,
+        "patience": stopping.patience if stopping else None,
+        "stopped_early": history.stopped_early,
+        "best_epoch": history.best_epoch,
+        "epochs_run": history.epochs_run,
+        "balance": next((s.method for s in spec.preprocess if s.step == "balance"), None),  # type: ignore[attr-defined]
+    }
 
 
 def _classification(
@@ -184,6 +219,7 @@ def evaluate_run(
     reporter: Reporter,
     seal_test: bool = False,
     baseline_loss: float | None = None,
+    reference: Callable[[], float | None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate once on the sealed test split and build the summary's evaluation part.
 
@@ -192,6 +228,8 @@ def evaluate_run(
             metric (the parent evaluates the test split once, over all folds).
         baseline_loss: the training loss of the best constant prediction on the rows and
             weights the model trained with (`diagnosis.constant_loss`), for the diagnosis.
+        reference: a flexible reference model's validation loss, computed when the diagnosis
+            needs it (`ml.evaluation.reference.reference_loss`).
     """
     task = data.task
     if task == "classification":
@@ -211,7 +249,7 @@ def evaluate_run(
         validation_csv = predictions_csv(split.validation, data.y[split.validation], val_output, task, threshold)
         reporter.save_artifact("validation_predictions.csv", validation_csv, "text/csv")
     baseline_acc = out.get("baseline", {}).get("accuracy") if task == "classification" else None
-    out["diagnosis"] = diagnose(history, task, baseline_acc, baseline_loss)
+    out["diagnosis"] = diagnose(history, task, baseline_acc, baseline_loss, reference, run_facts(spec, history))
     out["final"] = {s: {k: v[-1] for k, v in named.items()} for s, named in history.series.items()}
     out["leakage"] = duplicate_rows(data.X, split)
     if out["leakage"]["test_rows_in_train"] or out["leakage"]["validation_rows_in_train"]:
@@ -219,6 +257,15 @@ def evaluate_run(
             f"{out['leakage']['test_rows_in_train']} test and {out['leakage']['validation_rows_in_train']} "
             "validation rows also appear in the training part: their scores are optimistic (duplicated rows leak)."
         )
+    if out["diagnosis"].get("evidence", {}).get("reference_check") == "little_signal":
+        out.setdefault("warnings", []).append(
+            "A gradient-boosted reference model gains almost nothing over a constant prediction on these rows: "
+            "the features carry little information about the target. Check the target column and the features "
+            "before tuning the model."
+        )
+    kept_first = _kept_first_epoch(spec, history, data, split, val_output)
+    if kept_first:
+        out.setdefault("warnings", []).append(kept_first)
     if spec.evaluate.plots:
         reporter.save_artifact(
             "learning_curves.png",
@@ -226,6 +273,48 @@ def evaluate_run(
             "image/png",
         )
     return out
+
+
+CHANCE_MARGIN = 0.2
+"""A validation measure within 20 % of the way from chance to perfect counts as at chance."""
+
+
+def _chance_measure(task: str, y_val: np.ndarray, val_output: np.ndarray) -> tuple[str, float, float] | None:
+    """(name, value, chance level) of a validation measure a constant prediction cannot fake."""
+    if len(y_val) == 0:
+        return None
+    if task != "classification":
+        return "R2", float(evaluate_regression(y_val, val_output, ["r2"])["r2"] or 0.0), 0.0
+    k = val_output.shape[1]
+    if k == 2 and len(np.unique(y_val)) == 2:
+        return "ROC-AUC", float(evaluate_classification(y_val, val_output, ["roc_auc"], None)["roc_auc"]), 0.5
+    value = evaluate_classification(y_val, val_output, ["balanced_accuracy"], None)["balanced_accuracy"]
+    return "balanced accuracy", float(value), 1.0 / k
+
+
+def _kept_first_epoch(
+    spec: TrainExperimentSpec, history: History, data: Dataset, split: Split, val_output: np.ndarray
+) -> str | None:
+    """A warning when early stopping gave back the weights of epoch 1: the monitored value never
+    improved on it, which usually means it measured something else than what training improved."""
+    stopping = spec.train.early_stopping
+    if stopping is None or not stopping.restore_best or history.best_epoch != 1 or history.epochs_run <= 1:
+        return None
+    text = (
+        f"Early stopping kept the weights of epoch 1: {stopping.monitor} never improved on it in "
+        f"{history.epochs_run} epochs."
+    )
+    measure = _chance_measure(data.task, data.y[split.validation], val_output)
+    if measure is not None:
+        name, value, chance = measure
+        at_chance = value - chance <= CHANCE_MARGIN * (1.0 - chance)
+        text += f" The model's validation {name} is {value:.3g}" + (
+            f", at chance level ({chance:g}): it learned nothing usable." if at_chance else "."
+        )
+    return text + (
+        " Monitor a validation metric that matches the goal (e.g. val_roc_auc), raise the patience, or "
+        "lower the learning rate."
+    )
 
 
 def _regression_names(spec: TrainExperimentSpec) -> list[str]:

@@ -82,6 +82,31 @@ def fit_balance(spec: BalanceStep, X: np.ndarray, y: np.ndarray, names: list[str
     return FittedStep(TrainingOnly(sampler), np.asarray(X_out), np.asarray(y_out), list(names), report)
 
 
+def validation_class_weights(
+    y_fit: np.ndarray, class_weights: np.ndarray | None, y_val: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """Per-class weights under which the validation loss measures the class mix the training
+    loss measures (the training part after resampling, times its class weights).
+
+    Balancing changes what the training loss averages over: after `random_under` to 50/50, or
+    with class weights, each class counts about equally, while the validation rows keep the true
+    5/95 mix. Compared unweighted, the two losses disagree by construction (the validation loss
+    rises as the balanced model learns, and early stopping keeps epoch 1). Weighted by
+    (training share / validation share) of its class, every validation row counts as its class
+    does in training, and the two curves measure the same thing.
+    """
+    fit_counts = np.bincount(np.asarray(y_fit, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    if class_weights is not None:
+        fit_counts = fit_counts * np.asarray(class_weights, dtype=np.float64)[:n_classes]
+    val_counts = np.bincount(np.asarray(y_val, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    weights = np.ones(n_classes, dtype=np.float64)
+    if fit_counts.sum() <= 0 or val_counts.sum() <= 0:
+        return weights
+    present = val_counts > 0
+    weights[present] = (fit_counts[present] / fit_counts.sum()) / (val_counts[present] / val_counts.sum())
+    return weights
+
+
 def near_duplicates(Z: np.ndarray, y: np.ndarray | None, tolerance: float) -> np.ndarray:
     """A mask of rows to drop: every row within `tolerance` of an earlier kept row (with the same
     label when `y` is given). The kept rows are then pairwise at least `tolerance` apart."""

@@ -263,13 +263,59 @@ class RegularizationSpec(StrictModel):
 # --- the rest ---------------------------------------------------------------------------------
 
 
-class EarlyStoppingSpec(StrictModel):
-    """Stop when the monitored validation value has not improved for `patience` epochs."""
+# What early stopping can watch, and whether larger is better. Each is measured on the
+# validation split after every epoch; `val_loss` is weighted like the training loss.
+MONITORS: dict[str, bool] = {
+    "val_loss": False,
+    "val_accuracy": True,
+    "val_balanced_accuracy": True,
+    "val_roc_auc": True,
+    "val_pr_auc": True,
+    "val_f1": True,
+    "val_rmse": False,
+    "val_mae": False,
+    "val_r2": True,
+}
+CLASSIFICATION_MONITORS = ("val_accuracy", "val_balanced_accuracy", "val_roc_auc", "val_pr_auc", "val_f1")
+REGRESSION_MONITORS = ("val_rmse", "val_mae", "val_r2")
+Monitor = Literal[
+    "val_loss",
+    "val_accuracy",
+    "val_balanced_accuracy",
+    "val_roc_auc",
+    "val_pr_auc",
+    "val_f1",
+    "val_rmse",
+    "val_mae",
+    "val_r2",
+]
 
-    monitor: Literal["val_loss"] = "val_loss"
+
+class EarlyStoppingSpec(StrictModel):
+    """Stop when the monitored validation value has not improved for `patience` epochs.
+
+    ``val_loss`` is the validation loss weighted like the training loss (under class balancing,
+    the validation rows count with the training part's class mix). Any other monitor is a
+    validation metric computed every epoch: classification ``val_accuracy``,
+    ``val_balanced_accuracy``, ``val_roc_auc``, ``val_pr_auc``, ``val_f1`` (binary:
+    ROC-AUC, average precision and F1 of the positive class; multiclass: macro one-vs-rest
+    ROC-AUC and average precision, macro F1); regression ``val_rmse``, ``val_mae``, ``val_r2``.
+    The direction (lower or higher is better) follows the metric.
+    """
+
+    monitor: Monitor = Field(default="val_loss", description="val_loss or a validation metric (see above).")
     patience: int = Field(default=10, ge=1, le=MAX_EPOCHS)
     min_delta: float = Field(default=0.0, ge=0.0)
     restore_best: bool = Field(default=True, description="Put back the weights of the best epoch.")
+
+    @property
+    def higher_is_better(self) -> bool:
+        return MONITORS[self.monitor]
+
+    @property
+    def metric(self) -> str:
+        """The monitored value's name in the validation curves (``loss``, ``roc_auc``...)."""
+        return self.monitor.removeprefix("val_")
 
 
 class LrRangeTestSpec(StrictModel):

@@ -13,15 +13,19 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+import sklearn.metrics as skm
 import torch
 from torch import nn
 
-from ml.errors import Cancelled, TrainingDiverged
+from ml.errors import Cancelled, DataError, TrainingDiverged
 from ml.reporter import Reporter
 from ml.spec import TrainSpec
+from ml.spec.training import CLASSIFICATION_MONITORS, REGRESSION_MONITORS, EarlyStoppingSpec
 from ml.training import checkpoint
 from ml.training.optimizers import build_optimizer
 from ml.training.regularization import Regularizer
@@ -55,9 +59,11 @@ class History:
         self.series.setdefault(split, {}).setdefault(name, []).append(value)
 
 
-def loss_function(task: str, class_weights: torch.Tensor | None = None) -> nn.Module:
+def loss_function(task: str, class_weights: torch.Tensor | None = None, reduction: str = "mean") -> nn.Module:
     """Cross-entropy on logits for classification, mean squared error for regression."""
-    return nn.CrossEntropyLoss(weight=class_weights) if task == "classification" else nn.MSELoss()
+    if task == "classification":
+        return nn.CrossEntropyLoss(weight=class_weights, reduction=reduction)
+    return nn.MSELoss(reduction=reduction)
 
 
 def _task_metric(task: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -109,19 +115,75 @@ class _TrainingScore:
 
 @torch.no_grad()
 def evaluate_loss(
-    model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str, batch_size: int = 8192
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean loss and summed task metric over a split, in eval mode (dropout off)."""
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    task: str,
+    batch_size: int = 8192,
+    class_weights: torch.Tensor | None = None,
+    keep_outputs: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Mean loss, summed task metric and (when asked) the outputs over a split, in eval mode.
+
+    With `class_weights` the loss is the weighted mean (each row counts its class's weight), as
+    the training loss under class balancing is."""
     model.eval()
-    criterion = loss_function(task)
+    criterion = loss_function(task, class_weights, reduction="sum")
     total = torch.zeros((), device=X.device)
+    weight = torch.zeros((), device=X.device)
     metric = torch.zeros((), device=X.device)
+    outputs = []
     for start in range(0, len(X), batch_size):
         out = model(X[start : start + batch_size])
         target = y[start : start + batch_size]
-        total += criterion(fit_shape(out, task), target) * len(target)
+        total += criterion(fit_shape(out, task), target)
+        weight += class_weights[target].sum() if class_weights is not None else len(target)
         metric += _task_metric(task, out, target)
-    return total / max(len(X), 1), metric
+        if keep_outputs:
+            outputs.append(out)
+    kept = (torch.cat(outputs) if outputs else torch.empty(0, device=X.device)) if keep_outputs else None
+    return total / weight.clamp(min=1e-12), metric, kept
+
+
+def validation_score(name: str, task: str, y_true: np.ndarray, output: torch.Tensor) -> float:
+    """A validation metric for early stopping (``roc_auc``, ``f1``, ``r2``...), from the model's
+    raw outputs; nan when it is undefined (e.g. one class only in the split)."""
+    if task == "regression":
+        predicted = output.squeeze(-1).float().cpu().numpy()
+        scorers = {
+            "rmse": lambda: skm.mean_squared_error(y_true, predicted) ** 0.5,
+            "mae": lambda: skm.mean_absolute_error(y_true, predicted),
+            "r2": lambda: skm.r2_score(y_true, predicted),
+        }
+        return float(scorers[name]())
+    proba = output.float().softmax(dim=1).cpu().numpy()
+    labels = list(range(proba.shape[1]))
+    binary = proba.shape[1] == 2
+    if name in ("roc_auc", "pr_auc") and len(np.unique(y_true)) < 2:
+        return math.nan
+    scorers = {
+        "accuracy": lambda: skm.accuracy_score(y_true, proba.argmax(1)),
+        "balanced_accuracy": lambda: skm.balanced_accuracy_score(y_true, proba.argmax(1)),
+        "f1": lambda: skm.f1_score(
+            y_true, proba.argmax(1), labels=labels, average="binary" if binary else "macro", zero_division=0
+        ),
+        "roc_auc": lambda: (
+            skm.roc_auc_score(y_true, proba[:, 1])
+            if binary
+            else skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=labels)
+        ),
+        "pr_auc": lambda: (
+            skm.average_precision_score(y_true, proba[:, 1])
+            if binary
+            else skm.average_precision_score(np.eye(len(labels))[y_true], proba, average="macro")
+        ),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return float(scorers[name]())
+        except ValueError:  # e.g. a class of the problem absent from the validation split
+            return math.nan
 
 
 def fit_shape(output: torch.Tensor, task: str) -> torch.Tensor:
@@ -165,6 +227,7 @@ def fit(
     generator: torch.Generator,
     *,
     class_weights: torch.Tensor | None = None,
+    val_class_weights: torch.Tensor | None = None,
     batch_transform: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
     | None = None,
 ) -> History:
@@ -178,6 +241,8 @@ def fit(
         reporter: receives per-epoch metrics and is polled for cancellation.
         generator: the seeded generator that shuffles batches (determinism).
         class_weights: per-class weights of the training loss (class balancing).
+        val_class_weights: per-class weights of the validation loss, so that it measures the same
+            class mix as the training loss (`validation_class_weights`).
         batch_transform: augments each training batch on the fly (every epoch anew).
 
     Returns:
@@ -201,7 +266,11 @@ def fit(
     metric_name = "accuracy" if task == "classification" else "rmse"
     history = History()
     stopping = spec.early_stopping
-    best_val, best_state, first_loss = math.inf, None, None
+    monitor = _monitor(stopping, task, has_validation=len(data.X_val) > 0)
+    extra_metric = monitor not in ("loss", metric_name)  # computed only when monitored
+    y_val = data.y_val.cpu().numpy() if extra_metric else None
+    sign = -1.0 if stopping is not None and stopping.higher_is_better else 1.0
+    best_val, best_state, first_loss = math.inf, None, None  # best_val: sign x the monitored value
 
     start_epoch = 1
     saved = reporter.load_checkpoint()
@@ -253,7 +322,9 @@ def fit(
             score.add(output, yb, start)
             seen += len(yb)
 
-        val_loss, val_metric = evaluate_loss(model, data.X_val, data.y_val, task)
+        val_loss, val_metric, val_output = evaluate_loss(
+            model, data.X_val, data.y_val, task, class_weights=val_class_weights, keep_outputs=extra_metric
+        )
         # The one host sync of the epoch.
         train_loss, train_metric, v_loss, v_metric, penalty_mean = torch.stack(
             [loss_sum / seen, score.epoch_total(), val_loss, val_metric, penalty_sum / len(starts)]
@@ -268,21 +339,25 @@ def fit(
             values["train"]["penalty"] = penalty_mean
         if len(data.X_val):
             values["validation"] = {"loss": v_loss, metric_name: _finish_metric(task, v_metric, len(data.X_val))}
+            if extra_metric and val_output is not None and y_val is not None:
+                values["validation"][monitor] = validation_score(monitor, task, y_val, val_output)
         for split, named in values.items():
             for name, value in named.items():
                 history.add(split, name, value)
         history.epochs_run = epoch
         reporter.on_epoch_end(epoch, values)
 
-        monitored = v_loss if len(data.X_val) else train_loss
-        schedule.after_epoch(monitored)
+        schedule.after_epoch(v_loss if len(data.X_val) else train_loss)
+        monitored = sign * (values["validation"][monitor] if len(data.X_val) else train_loss)
+        if math.isnan(monitored):
+            monitored = math.inf  # undefined this epoch (one class in the split): never the best
         if monitored < best_val - (stopping.min_delta if stopping else 0.0):
             best_val, history.best_epoch = monitored, epoch
             if stopping and stopping.restore_best:
                 best_state = copy.deepcopy(model.state_dict())
         elif stopping and epoch - history.best_epoch >= stopping.patience:
             history.stopped_early = True
-            reporter.log(f"early stop at epoch {epoch}: validation loss best at epoch {history.best_epoch}")
+            reporter.log(f"early stop at epoch {epoch}: validation {monitor} best at epoch {history.best_epoch}")
             break
         if reporter.checkpoint_due():
             loop = checkpoint.LoopState(epoch, history.series, history.best_epoch, best_val, best_state, first_loss)
@@ -291,6 +366,23 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+def _monitor(stopping: EarlyStoppingSpec | None, task: str, has_validation: bool) -> str:
+    """The validation curve early stopping watches (``loss`` without early stopping)."""
+    if stopping is None or stopping.monitor == "val_loss":
+        return "loss"
+    fits = CLASSIFICATION_MONITORS if task == "classification" else REGRESSION_MONITORS
+    if stopping.monitor not in fits:
+        raise DataError(
+            f"train.early_stopping.monitor {stopping.monitor} does not apply to a {task} task; "
+            f"use val_loss or one of {', '.join(fits)}"
+        )
+    if not has_validation:
+        raise DataError(
+            f"train.early_stopping.monitor {stopping.monitor} needs a validation split (data.split.validation > 0)"
+        )
+    return stopping.metric
 
 
 def _finish_metric(task: str, total: float, count: int) -> float:

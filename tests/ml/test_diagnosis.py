@@ -50,9 +50,7 @@ def test_flat_and_high_is_underfit() -> None:
 
 def test_train_metric_near_baseline_is_underfit_with_high_confidence() -> None:
     train, val = [0.69] * 20, [0.70] * 20
-    r = diagnose_fit(
-        train, val, train_metric=[0.52] * 20, val_metric=[0.5] * 20, metric_name="accuracy", baseline=0.5
-    )
+    r = diagnose_fit(train, val, train_metric=[0.52] * 20, val_metric=[0.5] * 20, metric_name="accuracy", baseline=0.5)
     assert r["verdict"] == "underfit"
     assert r["confidence"] == "high"
     assert r["evidence"]["final_train_metric"] == 0.52
@@ -127,13 +125,20 @@ def test_an_imbalanced_run_that_learns_is_not_underfit_whatever_its_accuracy() -
     train, val = _decay(0.69, 0.08), _decay(0.69, 0.09)
     accuracy = [0.95 + 0.01 * (1 - np.exp(-e / 8)) for e in EPOCHS]
     r = diagnose_fit(
-        train, val, train_metric=accuracy, val_metric=accuracy, metric_name="accuracy", baseline=0.95,
-        baseline_loss=prior, baseline_loss_of="the training class frequencies",
+        train,
+        val,
+        train_metric=accuracy,
+        val_metric=accuracy,
+        metric_name="accuracy",
+        baseline=0.95,
+        baseline_loss=prior,
+        baseline_loss_of="the training class frequencies",
     )
     assert r["verdict"] != "underfit", r["explanation"]
     assert r["evidence"]["baseline_loss"] == pytest.approx(prior)
-    stuck = diagnose_fit(_decay(0.69, 0.18), _decay(0.69, 0.185), baseline_loss=prior,
-                         baseline_loss_of="the training class frequencies")
+    stuck = diagnose_fit(
+        _decay(0.69, 0.18), _decay(0.69, 0.185), baseline_loss=prior, baseline_loss_of="the training class frequencies"
+    )
     assert stuck["verdict"] == "underfit" and "training class frequencies" in stuck["explanation"]
 
 
@@ -151,13 +156,19 @@ def test_a_model_that_learned_an_imbalanced_table_is_not_called_underfit(seed: i
     the old rule called underfit. Judged on the loss against the prior's, it learned; the MLP
     overfits, which is what its validation curve shows."""
     for model in ({"type": "linear"}, {"type": "mlp", "hidden": [32, 16]}):
-        summary = _run({
-            "name": "ill", "seed": seed,
-            "data": {"source": "synthetic/imbalanced",
-                     "options": {"n_samples": 3000, "positive_fraction": 0.05, "n_features": 7, "n_informative": 4}},
-            "model": model, "train": {"epochs": 60, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.01}},
-            "evaluate": {"metrics": ["accuracy", "roc_auc"]},
-        })
+        summary = _run(
+            {
+                "name": "ill",
+                "seed": seed,
+                "data": {
+                    "source": "synthetic/imbalanced",
+                    "options": {"n_samples": 3000, "positive_fraction": 0.05, "n_features": 7, "n_informative": 4},
+                },
+                "model": model,
+                "train": {"epochs": 60, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.01}},
+                "evaluate": {"metrics": ["accuracy", "roc_auc"]},
+            }
+        )
         diagnosis = summary["diagnosis"]
         assert summary["test"]["roc_auc"] > 0.8
         assert diagnosis["verdict"] != "underfit", diagnosis["explanation"]
@@ -165,11 +176,69 @@ def test_a_model_that_learned_an_imbalanced_table_is_not_called_underfit(seed: i
 
 
 def test_a_ring_with_a_linear_model_is_underfit_against_the_prior() -> None:
-    summary = _run({
-        "name": "ring", "seed": 0, "data": {"source": "synthetic/ring", "options": {"n_samples": 1500}},
-        "model": {"type": "linear"}, "train": {"epochs": 30, "batch_size": 64},
-    })
+    summary = _run(
+        {
+            "name": "ring",
+            "seed": 0,
+            "data": {"source": "synthetic/ring", "options": {"n_samples": 1500}},
+            "model": {"type": "linear"},
+            "train": {"epochs": 30, "batch_size": 64},
+        }
+    )
     diagnosis = summary["diagnosis"]
     assert diagnosis["verdict"] == "underfit", diagnosis["explanation"]
     assert "class frequencies" in diagnosis["explanation"]
     assert diagnosis["evidence"]["baseline_loss"] == pytest.approx(np.log(2), abs=0.01)  # balanced classes
+
+
+def _flat_high(seed: int = 1) -> tuple[list[float], list[float]]:
+    rng = np.random.default_rng(seed)
+    return (0.17 + 0.002 * rng.standard_normal(40)).tolist(), (0.175 + 0.002 * rng.standard_normal(40)).tolist()
+
+
+def test_a_reference_that_does_no_better_dismisses_underfitting_as_noise() -> None:
+    train, val = _flat_high()  # 15 % below the prior's entropy 0.199: "barely learned"
+    alone = diagnose_fit(train, val, baseline_loss=0.199)
+    assert alone["verdict"] == "underfit"
+    r = diagnose_fit(train, val, baseline_loss=0.199, reference=lambda: 0.172)
+    assert r["verdict"] == "good"
+    assert r["evidence"]["reference_val_loss"] == 0.172
+    assert r["evidence"]["dismissed_underfit_signals"]
+    assert "noise" in r["explanation"]
+
+
+def test_a_reference_that_does_clearly_better_confirms_underfitting() -> None:
+    train, val = _flat_high()
+    r = diagnose_fit(train, val, baseline_loss=0.199, reference=lambda: 0.08)
+    assert r["verdict"] == "underfit"
+    assert any("reference model" in s for s in r["evidence"]["signals"])
+
+
+def test_the_reference_is_not_fitted_when_nothing_suggests_underfitting() -> None:
+    calls = []
+    r = diagnose_fit(_decay(1.0, 0.1), _decay(1.0, 0.12), baseline_loss=0.69, reference=lambda: calls.append(1))
+    assert r["verdict"] == "good" and calls == []
+
+
+def test_underfit_advice_speaks_of_this_runs_spec() -> None:
+    train, val = [0.69] * 20, [0.70] * 20
+    facts = {
+        "model": "linear",
+        "hidden": [],
+        "regularization": {"l2": 0.01, "dropout": 0.0},
+        "lr": 0.003,
+        "stopped_early": True,
+        "best_epoch": 4,
+        "epochs_run": 14,
+        "monitor": "val_loss",
+        "patience": 10,
+    }
+    advice = " ".join(diagnose_fit(train, val, baseline_loss=0.693, facts=facts)["advice"])
+    assert "linear" in advice and "hidden layer" in advice
+    assert "l2=0.01" in advice and "dropout" not in advice  # only what is set
+    assert "epoch 4" in advice and "patience 10" in advice
+    assert "0.003" in advice
+    mlp = " ".join(
+        diagnose_fit(train, val, baseline_loss=0.693, facts={"model": "mlp", "hidden": [8], "lr": 0.01})["advice"]
+    )
+    assert "[8]" in mlp and "Reduce regularization" not in mlp and "linear" not in mlp
