@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.models import ErrorReason, Experiment
 from core.repositories import durations
+from ml.spec.summary import RunSummary, parse_summary
 
 
 class ExperimentBrief(BaseModel):
@@ -31,7 +32,11 @@ class Timings(BaseModel):
 
 class ExperimentRead(ExperimentBrief):
     spec: dict[str, Any]
-    summary: dict[str, Any] | None
+    summary: RunSummary | None = Field(
+        description="What the run reported, typed by kind (`ml.spec.summary`): a succeeded run's kind "
+        "gives its model (TrainSummary, KFoldSummary, SearchSummary...); a fan-out parent that did not "
+        "succeed has its children table (FanoutSummary). Runners may add keys beyond these models."
+    )
     error: str | None
     error_reason: ErrorReason | None
     cancel_requested: bool
@@ -47,7 +52,7 @@ class ExperimentRead(ExperimentBrief):
         return cls(
             **brief,
             spec=experiment.spec,
-            summary=experiment.summary,
+            summary=parse_summary(experiment.kind, experiment.status, experiment.summary),
             error=experiment.error,
             error_reason=ErrorReason(experiment.error_reason) if experiment.error_reason else None,
             cancel_requested=experiment.cancel_requested,

@@ -61,7 +61,7 @@ def test_submit_wait_and_read_back_typed_results(client: Client, tmp_path: Path)
     final = client.wait(created.id, on_update=lambda e, m: seen.append((e.status, m.last_step)), poll=0.3)
     assert final.status == "succeeded" and final.done, final.error
     assert seen[-1] == ("succeeded", final.summary["epochs_run"])
-    assert 0 <= final.test_metrics["accuracy"] <= 1 and final.diagnosis and final.diagnosis["verdict"]
+    assert 0 <= final.test_metrics["accuracy"] <= 1 and final.diagnosis and final.diagnosis.verdict
     assert final.timings.run_seconds and final.created_at and final.finished_at
     rows = client.metrics(final.id)
     assert isinstance(rows, MetricRows) and rows.last_step == final.summary["epochs_run"]

@@ -5,7 +5,7 @@ from trainlab.client import Client
 client = Client()                      # URL and token from env or ~/.config/trainlab/config.json
 exp = client.submit("examples/quickstart.yaml", overrides=["train.epochs=5"])
 exp = client.wait(exp.id, on_update=lambda e, m: print(e.status, m.last_step))
-print(exp.test_metrics, exp.diagnosis["verdict"])
+print(exp.test_metrics, exp.diagnosis.verdict)         # exp.results: the typed summary of its kind
 rows = client.metrics(exp.id).as_dicts()
 client.download_all(exp.id, "out/")
 ```

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ml.spec.summary import Diagnosis, SummaryModel
 
 FINAL_STATUSES = ("succeeded", "failed", "cancelled", "pruned")
 
@@ -87,20 +91,45 @@ class Experiment(ExperimentBrief):
             children=[ExperimentBrief.from_dict(c) for c in data.get("children") or []],
         )
 
+    @cached_property
+    def results(self) -> SummaryModel | None:
+        """The summary read through the typed model of its kind (`ml.spec.summary`): a
+        `TrainSummary`, `KFoldSummary`, `SearchSummary`...; None while there is none."""
+        from ml.spec.summary import parse_summary  # pydantic only; imported when first read
+
+        return parse_summary(self.kind, self.status, self.summary or None)
+
     @property
     def test_metrics(self) -> dict[str, float]:
         """The final test metrics by name (numbers only)."""
-        test = self.summary.get("test") or {}
+        from ml.spec.summary import Summary
+
+        test = (self.results.test if isinstance(self.results, Summary) else None) or {}
         return {k: float(v) for k, v in test.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
     @property
-    def diagnosis(self) -> dict[str, Any] | None:
-        """`{verdict, confidence, evidence, advice, explanation}` once the run is evaluated."""
-        return self.summary.get("diagnosis")
+    def validation_metrics(self) -> dict[str, Any]:
+        """Validation metrics by name: a number, or for k-fold `{mean, std, n}` over the folds."""
+        from pydantic import BaseModel
+
+        from ml.spec.summary import Summary
+
+        validation = self.results.validation if isinstance(self.results, Summary) else None
+        return {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in (validation or {}).items()}
+
+    @property
+    def diagnosis(self) -> Diagnosis | None:
+        """`verdict`, `confidence`, `evidence`, `advice`, `explanation` once the run is evaluated."""
+        from ml.spec.summary import Summary
+
+        return self.results.diagnosis if isinstance(self.results, Summary) else None
 
     @property
     def warnings(self) -> list[str]:
-        return [str(w) for w in self.summary.get("warnings") or []]
+        from ml.spec.summary import Summary
+
+        warnings = self.results.warnings if isinstance(self.results, Summary) else None
+        return [str(w) for w in warnings or []]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.segment import Segment
@@ -16,6 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from trainlab.models import FINAL_STATUSES, Experiment, ExperimentBrief, MetricRows
+
+if TYPE_CHECKING:
+    from ml.spec.summary import Diagnosis, SummaryModel
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -99,25 +102,40 @@ def _key_values(title: str, values: dict[str, Any]) -> Table:
     return table
 
 
-def diagnosis_lines(diagnosis: dict[str, Any]) -> list[RenderableType]:
-    verdict = diagnosis.get("verdict", "?")
+def diagnosis_lines(diagnosis: Diagnosis) -> list[RenderableType]:
+    verdict = diagnosis.verdict
     style = {"good": "green", "overfit": "yellow", "underfit": "yellow"}.get(verdict, "white")
-    confidence = diagnosis.get("confidence")
     head = Text.assemble("diagnosis: ", (str(verdict), f"bold {style}"))
-    if confidence is not None:
-        head.append(f" (confidence {number(confidence)})")
+    head.append(f" (confidence {number(diagnosis.confidence)})")
     lines: list[RenderableType] = [head]
-    if diagnosis.get("explanation"):
-        lines.append(Text(f"  {diagnosis['explanation']}"))
-    evidence = diagnosis.get("evidence")
-    if isinstance(evidence, dict):
-        shown = (f"{k} {number(v)}" for k, v in evidence.items() if not isinstance(v, dict | list))
-        lines.append(Text("  evidence: " + ", ".join(shown), style="dim"))
-    elif evidence:
-        lines.append(Text(f"  evidence: {evidence}"))
-    for advice in diagnosis.get("advice") or []:
+    if diagnosis.explanation:
+        lines.append(Text(f"  {diagnosis.explanation}"))
+    shown = (f"{k} {number(v)}" for k, v in diagnosis.evidence.items() if not isinstance(v, dict | list))
+    lines.append(Text("  evidence: " + ", ".join(shown), style="dim"))
+    for advice in diagnosis.advice:
         lines.append(Text(f"  advice: {advice}", style="bold"))
     return lines
+
+
+def kind_tables(results: SummaryModel | None) -> list[RenderableType]:
+    """What only some kinds report: a search's best trial, importances and trials, an ensemble's
+    members, k-fold's folds, a classifier's baseline."""
+    from ml.spec.summary import EnsembleSummary, KFoldSummary, SearchSummary, TrainSummary
+
+    parts: list[RenderableType] = []
+    if isinstance(results, SearchSummary):
+        parts.append(_key_values("best trial", flatten(results.best.model_dump())))
+        if results.importances:
+            parts.append(_key_values("parameter importances", results.importances))
+        if results.trials:
+            parts.append(rows_table("trials", [t.model_dump() for t in results.trials]))
+    if isinstance(results, EnsembleSummary) and results.members:
+        parts.append(rows_table("ensemble members", [m.model_dump() for m in results.members]))
+    if isinstance(results, KFoldSummary) and results.per_fold:
+        parts.append(rows_table("folds", [f.model_dump() for f in results.per_fold]))
+    if isinstance(results, TrainSummary) and results.baseline:
+        parts.append(_key_values("baseline (majority class / mean)", results.baseline))
+    return parts
 
 
 def experiment_details(exp: Experiment) -> Group:
@@ -136,21 +154,14 @@ def experiment_details(exp: Experiment) -> Group:
     summary = exp.summary
     if exp.test_metrics:
         parts.append(_key_values("test", exp.test_metrics))
-    validation = summary.get("validation")
-    if isinstance(validation, dict) and validation:
+    validation = exp.validation_metrics
+    if validation:
         scalars = {k: v for k, v in validation.items() if _is_number(v) or (isinstance(v, dict) and "mean" in v)}
         parts.append(_key_values("validation", scalars))
     scalars = {k: summary[k] for k in SUMMARY_SCALARS if k in summary}
     if scalars:
         parts.append(_key_values("run", scalars))
-    for key, title in (("best", "best trial"), ("importances", "parameter importances")):
-        if isinstance(summary.get(key), dict):
-            parts.append(_key_values(title, flatten(summary[key])))
-    for key, title in (("trials", "trials"), ("members", "ensemble members"), ("per_fold", "folds")):
-        if isinstance(summary.get(key), list) and summary[key]:
-            parts.append(rows_table(title, summary[key]))
-    if isinstance(summary.get("baseline"), dict):
-        parts.append(_key_values("baseline (majority class / mean)", summary["baseline"]))
+    parts.extend(kind_tables(exp.results))
     if exp.diagnosis:
         parts.extend(diagnosis_lines(exp.diagnosis))
     parts.extend(Text(f"warning: {w}", style="yellow") for w in exp.warnings)
@@ -206,15 +217,14 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 def comparable_metrics(exp: Experiment) -> dict[str, Any]:
     """`test.accuracy`, `validation.f1` (mean for k-fold), `final_loss`... of one experiment."""
     out: dict[str, Any] = {f"test.{k}": v for k, v in exp.test_metrics.items()}
-    validation = exp.summary.get("validation") or {}
-    for key, value in validation.items() if isinstance(validation, dict) else ():
+    for key, value in exp.validation_metrics.items():
         if isinstance(value, dict) and "mean" in value:
             value = value["mean"]
         if isinstance(value, int | float) and not isinstance(value, bool):
             out[f"validation.{key}"] = value
     out.update({k: exp.summary[k] for k in SUMMARY_SCALARS if k in exp.summary})
     if exp.diagnosis:
-        out["diagnosis"] = exp.diagnosis.get("verdict")
+        out["diagnosis"] = exp.diagnosis.verdict
     out["run_seconds"] = exp.timings.run_seconds
     return out
 

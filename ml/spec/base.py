@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ml.spec.versions import SPEC_VERSION
 
+# What a data set's target is: class labels (cross-entropy, accuracy...) or numbers (MSE, RMSE...).
+Task = Literal["classification", "regression"]
+
 # Bounds that keep one spec from exhausting a shared server (each violation is a 422 naming it).
 MAX_EPOCHS = 5000
 MAX_WIDTH = 4096
