@@ -17,6 +17,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from ml.errors import DataError
 from ml.spec import DataSpec
+from ml.spec.base import Task
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Dataset:
 
     X: np.ndarray
     y: np.ndarray
-    task: str  # "classification" | "regression"
+    task: Task
     feature_names: list[str]
     class_names: list[str] = field(default_factory=list)
     image_shape: tuple[int, ...] | None = None  # (channels, height, width) for image data

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ml.errors import DataError
+from ml.spec.base import Task
 
 Problem = Literal["malformed", "too_large", "unusable"]
 MAX_CLASSES_FOR_CLASSIFICATION = 50
@@ -307,7 +308,7 @@ class LoadedTable:
     y: np.ndarray
     feature_names: list[str]
     class_names: list[str]
-    task: str
+    task: Task
     image_shape: tuple[int, ...] | None = None
 
 
@@ -358,7 +359,7 @@ def _features(table: Table, target: str, one_hot: bool) -> tuple[np.ndarray, lis
     return np.hstack(blocks).astype(np.float32), names
 
 
-def _target(table: Table, target: str) -> tuple[np.ndarray, list[str], str]:
+def _target(table: Table, target: str) -> tuple[np.ndarray, list[str], Task]:
     if target in table.categorical:
         labels = sorted(set(table.categorical[target]))
         index = {label: i for i, label in enumerate(labels)}

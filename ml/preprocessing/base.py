@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ml.errors import DataError
+from ml.spec.base import Task
 
 # (X_batch, y_batch, generator) -> augmented (X_batch, y_batch); torch tensors on the device.
 BatchTransform = Callable[[Any, Any, Any], tuple[Any, Any]]
@@ -24,7 +25,7 @@ BatchTransform = Callable[[Any, Any, Any], tuple[Any, Any]]
 class StepContext:
     """What a step may need besides its rows: the task, the seed and the image geometry."""
 
-    task: str = "classification"
+    task: Task = "classification"
     seed: int = 0
     image_shape: tuple[int, ...] | None = None
 

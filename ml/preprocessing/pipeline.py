@@ -22,6 +22,7 @@ from ml.preprocessing.scaling import SCALING_STEPS
 from ml.preprocessing.selection import SELECTION_STEPS
 from ml.preprocessing.transforms import TRANSFORM_STEPS
 from ml.spec import PreprocessStep
+from ml.spec.base import Task
 
 # name -> fit(spec, X_train, y_train, names, context). Adding a step is one entry.
 STEPS: dict[str, StepFit] = {
@@ -86,7 +87,7 @@ def fit_preprocessing(
     y_train: np.ndarray,
     feature_names: list[str],
     *,
-    task: str = "classification",
+    task: Task = "classification",
     seed: int = 0,
     image_shape: tuple[int, ...] | None = None,
 ) -> tuple[FittedPipeline, np.ndarray, np.ndarray]:

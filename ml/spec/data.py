@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from ml.spec.base import StrictModel
+from ml.spec.base import StrictModel, Task
 
 BUILTIN_SOURCES = (
     "builtin/digits",
@@ -83,9 +83,7 @@ class DataSpec(StrictModel):
     )
     target: str | None = Field(default=None, description="Target column of an uploaded CSV.")
     one_hot: bool = Field(default=False, description="One-hot encode the categorical columns of an uploaded CSV.")
-    task: Literal["classification", "regression"] | None = Field(
-        default=None, description="Inferred from the source when omitted."
-    )
+    task: Task | None = Field(default=None, description="Inferred from the source when omitted.")
     split: SplitSpec = Field(default_factory=SplitSpec)
     classes: list[int] | None = Field(
         default=None,
