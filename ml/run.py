@@ -14,7 +14,7 @@ import torch
 
 from ml.context import RunContext
 from ml.data.sources import Dataset, load_dataset, split_dataset
-from ml.data.subsets import select_classes, training_rows
+from ml.data.subsets import drop_cross_split_duplicates, select_classes, training_rows
 from ml.models import build_model
 from ml.preprocessing import fit_preprocessing
 from ml.preprocessing.balance import validation_class_weights
@@ -98,6 +98,10 @@ def run_train(
     data = select_classes(load_dataset(spec.data, spec.seed, resolve_upload), spec.data.classes)
     s = spec.data.split
     split = split_dataset(data, s.test, s.validation, s.stratify, spec.seed, s.folds, s.fold)
+    deduplicated = None
+    dedup = next((step for step in spec.preprocess if step.step == "deduplicate"), None)
+    if dedup is not None and dedup.across_splits:  # type: ignore[attr-defined]
+        split, deduplicated = drop_cross_split_duplicates(data, split, dedup.tolerance, dedup.same_label)  # type: ignore[attr-defined]
     split = training_rows(split, data, spec.data, spec.seed)  # few-shot cap, ensemble member's sample
     pipeline, X_train, y_train = fit_preprocessing(
         spec.preprocess,
@@ -194,6 +198,8 @@ def run_train(
             "total_seconds": round(time.perf_counter() - started, 3),
         }
     )
+    if deduplicated is not None:
+        summary["leakage"]["deduplicated"] = deduplicated
     if lr_range is not None:
         summary["lr_range_test"] = {k: lr_range[k] for k in ("suggested_lr", "rule")} | {"steps": len(lr_range["lrs"])}
     if init.summary:

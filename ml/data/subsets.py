@@ -1,7 +1,7 @@
 """Which rows a run sees, beyond the split: a subset of the classes (transfer learning between
 class groups), a few-shot cap on the training rows, and an ensemble member's sample of them.
 
-Validation and test rows are never touched here: every member of an ensemble, and a few-shot
+Validation and test rows are never sampled here: every member of an ensemble, and a few-shot
 run and its full-data comparison, are scored on the same rows.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.neighbors import NearestNeighbors
 
 from ml.data.sources import Dataset, Split
 from ml.errors import DataError
@@ -100,3 +101,48 @@ def training_rows(split: Split, data: Dataset, spec: DataSpec, seed: int) -> Spl
         s = spec.sample
         train = resample_training_rows(train, data.y, s.method, s.index, s.of, s.seed)
     return Split(train, split.validation, split.test)
+
+
+def _standardized(X: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
+    """X in the standardized units of `fit_rows` (missing values at the column mean)."""
+    X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nanmean(X[fit_rows], axis=0) if len(fit_rows) else np.zeros(X.shape[1])
+        std = np.nanstd(X[fit_rows], axis=0) if len(fit_rows) else np.ones(X.shape[1])
+    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    return np.nan_to_num((X - np.nan_to_num(mean)) / std)
+
+
+def _near(
+    Z: np.ndarray, y: np.ndarray | None, query: np.ndarray, reference: np.ndarray, tolerance: float
+) -> np.ndarray:
+    """A mask over `query`: rows within `tolerance` of some `reference` row (of the same label
+    when `y` is given)."""
+    if len(query) == 0 or len(reference) == 0:
+        return np.zeros(len(query), dtype=bool)
+    found = NearestNeighbors(radius=tolerance).fit(Z[reference]).radius_neighbors(Z[query], return_distance=False)
+    if y is None:
+        return np.array([len(f) > 0 for f in found], dtype=bool)
+    return np.array([bool(np.any(y[reference[f]] == y[q])) for q, f in zip(query, found, strict=True)], dtype=bool)
+
+
+def drop_cross_split_duplicates(
+    data: Dataset, split: Split, tolerance: float, same_label: bool
+) -> tuple[Split, dict[str, int]]:
+    """Drop the validation rows that (nearly) duplicate a training row, and the test rows that
+    duplicate any row outside the test split (training or validation).
+
+    Distances are Euclidean in the training rows' standardized units, as in the `deduplicate`
+    step. The test side is measured against every non-test row, not the run's own training
+    part, so that all folds of a k-fold and all members of an ensemble keep the same test rows.
+
+    Returns:
+        The split without those rows, and how many were dropped from each part.
+    """
+    Z = _standardized(data.X, split.train)
+    labels = data.y if (same_label and data.task == "classification") else None
+    outside_test = np.setdiff1d(np.arange(len(data.y)), split.test)
+    drop_val = _near(Z, labels, split.validation, split.train, tolerance)
+    drop_test = _near(Z, labels, split.test, outside_test, tolerance)
+    kept = Split(split.train, split.validation[~drop_val], split.test[~drop_test])
+    return kept, {"validation_removed": int(drop_val.sum()), "test_removed": int(drop_test.sum())}

@@ -58,15 +58,21 @@ def _decide(proba: np.ndarray, threshold: float | None) -> np.ndarray:
 
 
 def duplicate_rows(X: np.ndarray, split: Split) -> dict[str, int]:
-    """Rows of validation/test whose features also appear in the training part (leakage)."""
+    """Exact duplicates across the parts (leakage): validation and test rows whose features also
+    appear in the training part, and test rows that also appear in the validation part (which
+    steered the threshold and early stopping)."""
 
     def keys(idx: np.ndarray) -> set[bytes]:
         return {np.ascontiguousarray(row).tobytes() for row in X[idx]}
 
-    train = keys(split.train)
+    def count(idx: np.ndarray, seen: set[bytes]) -> int:
+        return sum(np.ascontiguousarray(r).tobytes() in seen for r in X[idx])
+
+    train, validation = keys(split.train), keys(split.validation)
     return {
-        "validation_rows_in_train": sum(np.ascontiguousarray(r).tobytes() in train for r in X[split.validation]),
-        "test_rows_in_train": sum(np.ascontiguousarray(r).tobytes() in train for r in X[split.test]),
+        "validation_rows_in_train": count(split.validation, train),
+        "test_rows_in_train": count(split.test, train),
+        "test_rows_in_validation": count(split.test, validation),
     }
 
 
@@ -251,11 +257,13 @@ def evaluate_run(
     baseline_acc = out.get("baseline", {}).get("accuracy") if task == "classification" else None
     out["diagnosis"] = diagnose(history, task, baseline_acc, baseline_loss, reference, run_facts(spec, history))
     out["final"] = {s: {k: v[-1] for k, v in named.items()} for s, named in history.series.items()}
-    out["leakage"] = duplicate_rows(data.X, split)
-    if out["leakage"]["test_rows_in_train"] or out["leakage"]["validation_rows_in_train"]:
+    out["leakage"] = leak = duplicate_rows(data.X, split)
+    if leak["test_rows_in_train"] or leak["validation_rows_in_train"] or leak["test_rows_in_validation"]:
         out.setdefault("warnings", []).append(
-            f"{out['leakage']['test_rows_in_train']} test and {out['leakage']['validation_rows_in_train']} "
-            "validation rows also appear in the training part: their scores are optimistic (duplicated rows leak)."
+            f"{leak['test_rows_in_train']} test and {leak['validation_rows_in_train']} validation rows also "
+            f"appear in the training part, and {leak['test_rows_in_validation']} test rows in the validation "
+            "part: their scores are optimistic (duplicated rows leak). Add the deduplicate step (it drops "
+            "them from validation and test)."
         )
     if out["diagnosis"].get("evidence", {}).get("reference_check") == "little_signal":
         out.setdefault("warnings", []).append(

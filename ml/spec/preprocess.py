@@ -87,14 +87,25 @@ class ImputeStep(PreprocessStep):
 
 # --- feature selection --------------------------------------------------------------------------
 
+SelectScoring = Literal[
+    "auto",
+    "accuracy",
+    "balanced_accuracy",
+    "roc_auc",
+    "average_precision",
+    "f1",
+    "r2",
+    "neg_mean_squared_error",
+    "neg_mean_absolute_error",
+]
 SelectMethod = Literal["variance", "anova", "mutual_info", "rfe", "sequential", "l1", "tree"]
 # Which options each method reads (anything else set is an error, not silently ignored).
 _SELECT_OPTIONS: dict[str, set[str]] = {
     "variance": {"threshold"},
     "anova": {"k"},
     "mutual_info": {"k"},
-    "rfe": {"k", "cv", "estimator"},
-    "sequential": {"k", "cv", "estimator", "direction"},
+    "rfe": {"k", "cv", "estimator", "scoring"},
+    "sequential": {"k", "cv", "estimator", "direction", "scoring"},
     "l1": {"k", "threshold", "alpha"},
     "tree": {"k", "threshold"},
 }
@@ -131,6 +142,12 @@ class SelectStep(PreprocessStep):
         description="rfe, sequential: logistic/ridge regression (linear) or a small random forest.",
     )
     direction: Literal["forward", "backward"] = "forward"
+    scoring: SelectScoring = Field(
+        default="auto",
+        description="rfe, sequential: how candidate column sets are scored on the held-out folds. auto: "
+        "ROC-AUC for two classes, balanced accuracy for more, R2 for regression (never plain accuracy, "
+        "which a majority class fakes).",
+    )
     alpha: float = Field(
         default=0.05,
         gt=0.0,
@@ -142,7 +159,7 @@ class SelectStep(PreprocessStep):
     @model_validator(mode="after")
     def _options_fit_method(self) -> SelectStep:
         allowed = _SELECT_OPTIONS[self.method]
-        for option in ("k", "threshold", "cv", "estimator", "direction", "alpha"):
+        for option in ("k", "threshold", "cv", "estimator", "direction", "scoring", "alpha"):
             # Only a value other than the default counts: a stored spec lists every field.
             changed = getattr(self, option) != type(self).model_fields[option].default
             if option in self.model_fields_set and changed and option not in allowed:
@@ -241,12 +258,23 @@ class BalanceStep(PreprocessStep):
 
 class DeduplicateStep(PreprocessStep):
     """Under-sample near-duplicates of the training part: of rows closer than ``tolerance`` (in
-    standardized units) only the first is kept."""
+    standardized units) only the first is kept.
+
+    With ``across_splits`` (the default) it also removes the leakage between the parts: the
+    validation rows that duplicate a training row and the test rows that duplicate any training
+    or validation row are dropped from their part (training keeps its rows), so no score is
+    measured on a row the model, its threshold or its early stopping has seen.
+    """
 
     step: Literal["deduplicate"] = "deduplicate"
     tolerance: float = Field(default=1e-3, gt=0.0, le=10.0, description="Euclidean radius, standardized units.")
     same_label: bool = Field(
         default=True, description="Classification: only rows with the same class count as duplicates."
+    )
+    across_splits: bool = Field(
+        default=True,
+        description="Also drop validation rows duplicating training rows, and test rows duplicating "
+        "training or validation rows.",
     )
 
 
