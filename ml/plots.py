@@ -201,9 +201,7 @@ def overlay_curves_png(
     return _to_png(fig)
 
 
-def lr_curve_png(
-    learning_rates: Values, title: str = "Learning-rate schedule", xlabel: str = "epoch"
-) -> bytes:
+def lr_curve_png(learning_rates: Values, title: str = "Learning-rate schedule", xlabel: str = "epoch") -> bytes:
     """The learning rate per epoch (or step): warm-up then decay, for instance.
 
     Args:

@@ -120,9 +120,7 @@ def _roc_auc(d: ClassificationInputs) -> dict[str, Any]:
         return {"roc_auc": None}
     if d.binary:
         return {"roc_auc": skm.roc_auc_score(d.y_true, d.proba[:, 1])}
-    return {
-        "roc_auc": skm.roc_auc_score(d.y_true, d.proba, multi_class="ovr", average="macro", labels=d.labels)
-    }
+    return {"roc_auc": skm.roc_auc_score(d.y_true, d.proba, multi_class="ovr", average="macro", labels=d.labels)}
 
 
 def _pr_auc(d: ClassificationInputs) -> dict[str, Any]:
@@ -341,9 +339,7 @@ def _binary_curves(y: NDArray[np.int64], s: NDArray[np.float64]) -> dict[str, An
     )
 
 
-def roc_pr_curves(
-    y_true: ArrayLike, score: ArrayLike, class_names: Sequence[str] | None = None
-) -> dict[str, Any]:
+def roc_pr_curves(y_true: ArrayLike, score: ArrayLike, class_names: Sequence[str] | None = None) -> dict[str, Any]:
     """ROC and precision-recall curves, for plots.
 
     Args:
@@ -361,11 +357,7 @@ def roc_pr_curves(
     s = np.asarray(score, dtype=np.float64)
     if s.ndim == 2 and s.shape[1] > 2:
         names = list(class_names) if class_names else default_class_names(s.shape[1])
-        return {
-            "classes": {
-                names[c]: _binary_curves((y == c).astype(np.int64), s[:, c]) for c in range(s.shape[1])
-            }
-        }
+        return {"classes": {names[c]: _binary_curves((y == c).astype(np.int64), s[:, c]) for c in range(s.shape[1])}}
     return _binary_curves(y, _positive_score(s))
 
 

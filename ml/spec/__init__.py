@@ -26,7 +26,11 @@ from ml.spec.trial import HypergradientSpec, PrunerSpec, TrialSpec
 from ml.spec.versions import SPEC_VERSION, SpecVersionError, upgrade_spec
 
 AnySpec = (
-    TrainExperimentSpec | PinnExperimentSpec | SearchExperimentSpec | AnalyticExperimentSpec | EnsembleExperimentSpec
+    TrainExperimentSpec
+    | PinnExperimentSpec
+    | SearchExperimentSpec
+    | AnalyticExperimentSpec
+    | EnsembleExperimentSpec
     | CompareExperimentSpec
 )
 ExperimentSpec = Annotated[AnySpec, Field(discriminator="kind")]

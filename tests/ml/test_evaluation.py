@@ -149,8 +149,13 @@ def test_every_metric_can_be_recomputed_exactly_from_the_prediction_files(source
     from ml.run import run_experiment
 
     reporter = RecordingReporter()
-    spec = {"name": "p", "seed": 3, "data": {"source": source}, "train": {"epochs": 5},
-            "evaluate": {"metrics": [task_metric]}}
+    spec = {
+        "name": "p",
+        "seed": 3,
+        "data": {"source": source},
+        "train": {"epochs": 5},
+        "evaluate": {"metrics": [task_metric]},
+    }
     summary = run_experiment(spec, reporter)
     rows = list(csv.DictReader(io.StringIO(reporter.artifacts["predictions.csv"].decode())))
     validation = list(csv.DictReader(io.StringIO(reporter.artifacts["validation_predictions.csv"].decode())))

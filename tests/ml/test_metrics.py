@@ -100,9 +100,7 @@ def test_multiclass_metrics_equal_sklearn() -> None:
         assert r[f"iou_{avg}"] == pytest.approx(skm.jaccard_score(Y_MULTI, pred, average=avg))
     assert r["f1"] == r["f1_macro"]
     assert r["accuracy"] == pytest.approx(skm.accuracy_score(Y_MULTI, pred))
-    assert r["roc_auc"] == pytest.approx(
-        skm.roc_auc_score(Y_MULTI, PROBA_MULTI, multi_class="ovr", average="macro")
-    )
+    assert r["roc_auc"] == pytest.approx(skm.roc_auc_score(Y_MULTI, PROBA_MULTI, multi_class="ovr", average="macro"))
     assert r["log_loss"] == pytest.approx(skm.log_loss(Y_MULTI, PROBA_MULTI))
     assert r["confusion_matrix"]["labels"] == names
     assert r["confusion_matrix"]["matrix"] == skm.confusion_matrix(Y_MULTI, pred).tolist()

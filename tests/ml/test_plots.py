@@ -29,9 +29,7 @@ def test_every_plot_is_a_png() -> None:
         roc_png([0.0, 0.0, 0.5, 1.0], [0.0, 0.6, 1.0, 1.0], 0.8, threshold_point=(0.0, 0.6), threshold=0.7),
         pr_png([0.4, 0.5, 1.0], [1.0, 0.8, 0.0], None, baseline_rate=0.4),
         confusion_matrix_png([[4, 1], [0, 0]], ["negative", "positive"]),
-        overlay_curves_png(
-            {"sgd": [1.0, 0.5, 0.2], "adam": [1.0, 0.1, 0.01]}, "optimizers", "loss", log_y=True
-        ),
+        overlay_curves_png({"sgd": [1.0, 0.5, 0.2], "adam": [1.0, 0.1, 0.01]}, "optimizers", "loss", log_y=True),
         lr_curve_png([0.1, 0.5, 1.0, 0.5]),
     ]
     for image in images:
