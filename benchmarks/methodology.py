@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="data/run seeds per case")
     args = parser.parse_args()
     right = total = 0
-    print(f"{'case':<55} {'seed':>4} {'verdict':<9} {'expected':<14} {'main metric':>12} {'s':>5}  problems")
+    print(f"{"case":<62} {'seed':>4} {'verdict':<9} {'expected':<14} {'main metric':>12} {'s':>5}  problems")
     for case in CASES:
         for seed in range(args.seeds):
             raw = case.data(seed)
@@ -40,7 +40,7 @@ def main() -> None:
             total += 1
             right += not problems
             print(
-                f"{case.name:<55} {seed:>4} {verdict:<9} {'/'.join(case.verdicts):<14} "
+                f"{case.name:<62} {seed:>4} {verdict:<9} {'/'.join(case.verdicts):<14} "
                 f"{metric[0]:>7} {metric[1]:.3f} {time.perf_counter() - started:5.1f}  {'; '.join(problems) or 'ok'}",
                 flush=True,
             )

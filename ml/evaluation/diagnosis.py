@@ -256,6 +256,10 @@ def _underfit_advice(ev: dict[str, Any], facts: dict[str, Any]) -> list[str]:
     set_regularizers = _regularizers(facts)
     if set_regularizers:
         advice.append(f"Reduce regularization: {', '.join(set_regularizers)} is set and holds the fit back.")
+    if facts.get("balance") in ("random_under", "tomek", "enn"):
+        advice.append(
+            f"balance {facts['balance']} drops training rows; class_weight (or smote) keeps them all."
+        )
     lr = facts.get("lr")
     advice.append(
         (f"Raise the learning rate (now {lr:g}), " if lr else "Raise the learning rate, ")
