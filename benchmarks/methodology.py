@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="data/run seeds per case")
     args = parser.parse_args()
     right = total = 0
-    print(f"{"case":<62} {'seed':>4} {'verdict':<9} {'expected':<14} {'main metric':>12} {'s':>5}  problems")
+    print(f"{'case':<62} {'seed':>4} {'verdict':<9} {'expected':<14} {'main metric':>12} {'s':>5}  problems")
     for case in CASES:
         for seed in range(args.seeds):
             raw = case.data(seed)
