@@ -21,6 +21,7 @@ from trainlab.config import config_path
 from trainlab.models import Experiment
 from trainlab.overrides import OverrideError, apply_overrides
 from trainlab.render import SafeConsole
+from trainlab.verdict import verdict_lines
 from trainlab.watch import follow
 
 console = SafeConsole()
@@ -64,11 +65,9 @@ def print_json(data: Any) -> None:
 
 
 def print_result(exp: Experiment) -> None:
-    console.print(Text.assemble(f"experiment {exp.id} ", render.status_text(exp.status)), highlight=False)
-    if exp.error:
-        console.print(f"  error: {exp.error}", soft_wrap=True, highlight=False)
-    if exp.test_metrics:
-        console.print("  test: " + ", ".join(f"{k} {v:.4f}" for k, v in exp.test_metrics.items()), soft_wrap=True)
+    """The answer of a finished run: main metric, diagnosis, warnings, a compare's or search's winner."""
+    for line in verdict_lines(exp):
+        console.print(line, highlight=False)
 
 
 def submit(

@@ -15,10 +15,11 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from trainlab.models import FINAL_STATUSES, Experiment, ExperimentBrief, MetricRows
+from trainlab.models import Experiment, ExperimentBrief, MetricRows
+from trainlab.verdict import children_counts, verdict_lines
 
 if TYPE_CHECKING:
-    from ml.spec.summary import Diagnosis, SummaryModel
+    from ml.spec.summary import CompareSummary, Diagnosis, SummaryModel
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -81,13 +82,29 @@ def seconds(value: float | None) -> str:
     return f"{value:.1f}s" if value < 120 else f"{value / 60:.1f}m"
 
 
-def experiments_table(items: Sequence[ExperimentBrief], total: int | None = None) -> Table:
+def child_label(parent_name: str, child_name: str) -> str:
+    """What tells a child from its siblings: `sgd` of `optimizers-compare [sgd]`, `fold 2/5`,
+    `trial 7`, `member 3/10`; the whole name when it does not start with the parent's."""
+    if not parent_name or not child_name.startswith(parent_name):
+        return child_name
+    rest = child_name[len(parent_name) :].strip()
+    if rest.startswith("[") and rest.endswith("]"):
+        rest = rest[1:-1]
+    return rest or child_name
+
+
+def experiments_table(
+    items: Sequence[ExperimentBrief], total: int | None = None, parent_name: str | None = None
+) -> Table:
+    """Experiments, one a row; children of `parent_name` named by their variant, fold or trial."""
     caption = f"{len(items)} of {total}" if total is not None and total > len(items) else None
-    table = Table("id", "name", "kind", "status", "parent", "created", "run", caption=caption)
+    name_column = "variant" if parent_name is not None else "name"
+    table = Table("id", name_column, "kind", "status", "parent", "created", "run", caption=caption)
     for e in items:
         run = (e.finished_at - e.started_at).total_seconds() if e.finished_at and e.started_at else None
         created = e.created_at.strftime("%Y-%m-%d %H:%M:%S") if e.created_at else ""
-        table.add_row(str(e.id), e.name, e.kind, status_text(e.status), str(e.parent_id or ""), created, seconds(run))
+        name = child_label(parent_name, e.name) if parent_name is not None else e.name
+        table.add_row(str(e.id), name, e.kind, status_text(e.status), str(e.parent_id or ""), created, seconds(run))
     return table
 
 
@@ -120,9 +137,11 @@ def diagnosis_lines(diagnosis: Diagnosis) -> list[RenderableType]:
 def kind_tables(results: SummaryModel | None) -> list[RenderableType]:
     """What only some kinds report: a search's best trial, importances and trials, an ensemble's
     members, k-fold's folds, a classifier's baseline."""
-    from ml.spec.summary import EnsembleSummary, KFoldSummary, SearchSummary, TrainSummary
+    from ml.spec.summary import CompareSummary, EnsembleSummary, KFoldSummary, SearchSummary, TrainSummary
 
     parts: list[RenderableType] = []
+    if isinstance(results, CompareSummary) and results.ranking:
+        parts.append(ranking_table(results))
     if isinstance(results, SearchSummary):
         parts.append(_key_values("best trial", flatten(results.best.model_dump())))
         if results.importances:
@@ -149,8 +168,6 @@ def experiment_details(exp: Experiment) -> Group:
             + (", cancel requested" if exp.cancel_requested and not exp.done else "")
         ),
     ]
-    if exp.error:
-        parts.append(Text(f"error ({exp.error_reason or 'error'}): {exp.error}", style="red"))
     summary = exp.summary
     if exp.test_metrics:
         parts.append(_key_values("test", exp.test_metrics))
@@ -164,11 +181,32 @@ def experiment_details(exp: Experiment) -> Group:
     parts.extend(kind_tables(exp.results))
     if exp.diagnosis:
         parts.extend(diagnosis_lines(exp.diagnosis))
-    parts.extend(Text(f"warning: {w}", style="yellow") for w in exp.warnings)
     if exp.children:
         parts.append(Text(f"children: {children_progress(exp)}"))
-        parts.append(experiments_table(exp.children))
+        parts.append(experiments_table(exp.children, parent_name=exp.name))
+    parts.append(Text(""))
+    parts.extend(verdict_lines(exp))
     return Group(*parts)
+
+
+def ranking_table(results: CompareSummary) -> Table:
+    """A compare's variants, best first, by its `rank_by` metric."""
+    metric = results.rank_by.replace("validation.", "val ")
+    table = Table("rank", "variant", "id", metric, "best val loss", "gap", "verdict")
+    table.title, table.title_justify = f"ranking by {results.rank_by}", "left"
+    for row in sorted(results.ranking, key=lambda r: r.rank):
+        value = (row.model_extra or {}).get(results.rank_by)
+        style = "bold green" if row.rank == 1 else ""
+        table.add_row(
+            str(row.rank),
+            Text(row.label, style=style),
+            str(row.experiment),
+            number(value),
+            number(row.best_validation_loss),
+            number(row.gap),
+            row.verdict or "" if row.status == "succeeded" else status_text(row.status),
+        )
+    return table
 
 
 def rows_table(title: str, rows: list[Any]) -> Table:
@@ -182,12 +220,7 @@ def rows_table(title: str, rows: list[Any]) -> Table:
 
 
 def children_progress(exp: Experiment) -> str:
-    counts: dict[str, int] = {}
-    for child in exp.children:
-        counts[child.status] = counts.get(child.status, 0) + 1
-    done = sum(counts.get(s, 0) for s in FINAL_STATUSES)
-    rest = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s not in ("succeeded",))
-    return f"{done}/{len(exp.children)} done" + (f" ({rest})" if rest else "")
+    return children_counts(exp)
 
 
 def metrics_table(rows: MetricRows) -> Table:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -180,9 +181,55 @@ def test_watch_and_show_a_search_with_its_trials(cli: Cli, tmp_path: Path) -> No
     created = cli.json("submit", str(spec))
     watched = cli("watch", str(created["id"]))
     assert watched.returncode == 0, watched.stdout + watched.stderr
-    assert "5/5 trials" in watched.stdout and "succeeded" in watched.stdout
+    assert "trials 5/5" in watched.stdout and "succeeded" in watched.stdout
+    best = created_best = cli.json("show", str(created["id"]))["summary"]["best"]
+    assert f"best: trial {best['trial']} (#{best['experiment']})" in watched.stdout  # the answer at the end
     shown = cli("show", str(created["id"]))
     assert "best trial" in shown.stdout and "params.h1" in shown.stdout and "5/5 done" in shown.stdout
+    assert created_best["params"] and "params: h1=" in shown.stdout
+
+
+def test_submit_wait_in_an_80_column_terminal_shows_bar_and_epochs(cli: Cli, tmp_path: Path) -> None:
+    """In a real (pseudo-)terminal 80 columns wide, the live line keeps its bar and epoch count,
+    and the run ends with its answer."""
+    spec = tmp_path / "eighty.yaml"
+    spec.write_text(yaml.safe_dump(fast_spec("cli-eighty", epochs=6)))
+    screen = in_terminal(cli, ["submit", str(spec), "--wait"], columns=80)
+    frames = [f for f in re.split(r"[\r\n]+", screen) if f.strip()]
+    bars = [f for f in frames if "━" in f and "/6" in f]
+    assert bars, screen
+    assert any("epoch 6/6" in f and "val loss" in f for f in bars), screen
+    assert all(len(f.rstrip()) <= 80 for f in frames), [f for f in frames if len(f.rstrip()) > 80]
+    assert "experiment" in screen and "succeeded: cli-eighty (train)" in screen and "diagnosis: " in screen
+
+
+def in_terminal(cli: Cli, args: list[str], columns: int) -> str:
+    """Run the CLI attached to a pseudo-terminal of `columns` columns; what it drew, without ANSI codes."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {k: v for k, v in cli.env(TERM="xterm-256color").items() if k != "COLUMNS"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainlab.cli", *args], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal closed: the command exited
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=180) == 0, b"".join(chunks).decode(errors="replace")
+    text = b"".join(chunks).decode(errors="replace")
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07", "", text)
 
 
 def test_cancel_a_run(cli: Cli, tmp_path: Path) -> None:
