@@ -21,6 +21,7 @@ from ml.preprocessing.balance import validation_class_weights
 from ml.reporter import Reporter
 from ml.search.trial import trial_reporter
 from ml.spec import PinnExperimentSpec, TrainExperimentSpec, parse_spec
+from ml.spec.base import Task
 from ml.training.device import resolve_device
 from ml.training.loop import Tensors, fit
 from ml.training.lr_finder import run_lr_range_test
@@ -37,7 +38,7 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _tensors(X: np.ndarray, y: np.ndarray, task: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _tensors(X: np.ndarray, y: np.ndarray, task: Task, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     target_dtype = torch.long if task == "classification" else torch.float32
     return (
         torch.as_tensor(X, dtype=torch.float32, device=device),
@@ -53,7 +54,7 @@ def state_dict_bytes(model: torch.nn.Module) -> bytes:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, X: torch.Tensor, task: str, batch_size: int = 8192) -> np.ndarray:
+def predict(model: torch.nn.Module, X: torch.Tensor, task: Task, batch_size: int = 8192) -> np.ndarray:
     """Class probabilities (classification) or predicted values (regression), as numpy."""
     model.eval()
     outs = [model(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ml.evaluation.metrics import to_jsonable
+from ml.spec.base import Task
 
 MIN_EPOCHS = 3
 """Shorter curves get verdict "good" with confidence "low": too short to tell."""
@@ -163,7 +164,7 @@ def _overfit_signals(ev: dict[str, Any]) -> list[str]:
     return signals
 
 
-def constant_loss(task: str, y_train: NDArray[Any], class_weights: NDArray[Any] | None = None) -> float:
+def constant_loss(task: Task, y_train: NDArray[Any], class_weights: NDArray[Any] | None = None) -> float:
     """The training loss of the best constant prediction, on the rows (and class weights) the
     model was trained with: the weighted class prior's entropy for cross-entropy, the targets'
     variance for squared error. What no model may count as learning, whatever the class balance:
@@ -257,9 +258,7 @@ def _underfit_advice(ev: dict[str, Any], facts: dict[str, Any]) -> list[str]:
     if set_regularizers:
         advice.append(f"Reduce regularization: {', '.join(set_regularizers)} is set and holds the fit back.")
     if facts.get("balance") in ("random_under", "tomek", "enn"):
-        advice.append(
-            f"balance {facts['balance']} drops training rows; class_weight (or smote) keeps them all."
-        )
+        advice.append(f"balance {facts['balance']} drops training rows; class_weight (or smote) keeps them all.")
     lr = facts.get("lr")
     advice.append(
         (f"Raise the learning rate (now {lr:g}), " if lr else "Raise the learning rate, ")

@@ -27,11 +27,12 @@ from ml.evaluation.metrics import (
 )
 from ml.reporter import Reporter
 from ml.spec import TrainExperimentSpec
+from ml.spec.base import Task
 from ml.training.loop import History
 
 
 def predictions_csv(
-    rows: np.ndarray, y_true: np.ndarray, output: np.ndarray, task: str, threshold: float | None
+    rows: np.ndarray, y_true: np.ndarray, output: np.ndarray, task: Task, threshold: float | None
 ) -> bytes:
     """One line per row: its index in the data set, the truth, the prediction and scores. Floats
     are written in their shortest exact form (`repr`): reading them back gives the same numbers,
@@ -101,7 +102,7 @@ def _curves(history: History) -> dict[str, dict[str, list[float]]]:
 
 def diagnose(
     history: History,
-    task: str,
+    task: Task,
     baseline: float | None,
     baseline_loss: float | None = None,
     reference: Callable[[], float | None] | None = None,
@@ -287,7 +288,7 @@ CHANCE_MARGIN = 0.2
 """A validation measure within 20 % of the way from chance to perfect counts as at chance."""
 
 
-def _chance_measure(task: str, y_val: np.ndarray, val_output: np.ndarray) -> tuple[str, float, float] | None:
+def _chance_measure(task: Task, y_val: np.ndarray, val_output: np.ndarray) -> tuple[str, float, float] | None:
     """(name, value, chance level) of a validation measure a constant prediction cannot fake."""
     if len(y_val) == 0:
         return None

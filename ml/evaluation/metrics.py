@@ -23,6 +23,8 @@ from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.preprocessing import label_binarize
 
+from ml.spec.base import Task
+
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_BETA = 2.0
 MIN_THRESHOLD = 1e-6
@@ -528,7 +530,7 @@ EPOCH_METRICS: dict[str, tuple[str, Callable[[NDArray[Any], NDArray[np.float64]]
 """task -> (metric name, function(y_true, output)): the cheap metric logged every epoch."""
 
 
-def epoch_metric(task: str, y_true: ArrayLike, output: ArrayLike) -> tuple[str, float]:
+def epoch_metric(task: Task, y_true: ArrayLike, output: ArrayLike) -> tuple[str, float]:
     """The cheap per-epoch task metric.
 
     Args:

@@ -17,13 +17,15 @@ import numpy as np
 import sklearn.metrics as skm
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
+from ml.spec.base import Task
+
 MAX_CELLS = 2_000_000
 """The reference sees at most this many training cells (rows x columns), a random subset."""
 MIN_ROWS = 2_000
 
 
 def reference_loss(
-    task: str,
+    task: Task,
     X_train: np.ndarray,
     y_train: np.ndarray,
     X_val: np.ndarray,

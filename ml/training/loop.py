@@ -25,6 +25,7 @@ from torch import nn
 from ml.errors import Cancelled, DataError, TrainingDiverged
 from ml.reporter import Reporter
 from ml.spec import TrainSpec
+from ml.spec.base import Task
 from ml.spec.training import CLASSIFICATION_MONITORS, REGRESSION_MONITORS, EarlyStoppingSpec
 from ml.training import checkpoint
 from ml.training.optimizers import build_optimizer
@@ -59,23 +60,23 @@ class History:
         self.series.setdefault(split, {}).setdefault(name, []).append(value)
 
 
-def loss_function(task: str, class_weights: torch.Tensor | None = None, reduction: str = "mean") -> nn.Module:
+def loss_function(task: Task, class_weights: torch.Tensor | None = None, reduction: str = "mean") -> nn.Module:
     """Cross-entropy on logits for classification, mean squared error for regression."""
     if task == "classification":
         return nn.CrossEntropyLoss(weight=class_weights, reduction=reduction)
     return nn.MSELoss(reduction=reduction)
 
 
-def _task_metric(task: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _task_metric(task: Task, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Sum of correct predictions (classification) or of squared errors (regression)."""
     return _score(task, _prediction(task, output), target)
 
 
-def _prediction(task: str, output: torch.Tensor) -> torch.Tensor:
+def _prediction(task: Task, output: torch.Tensor) -> torch.Tensor:
     return output.argmax(dim=1) if task == "classification" else output.squeeze(-1).float()
 
 
-def _score(task: str, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _score(task: Task, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (prediction == target).sum() if task == "classification" else ((prediction - target) ** 2).sum()
 
 
@@ -88,7 +89,7 @@ class _TrainingScore:
     transform may change a batch's targets or size, so then each batch is scored on its own.
     """
 
-    def __init__(self, task: str, y_train: torch.Tensor, rows: int, per_batch: bool) -> None:
+    def __init__(self, task: Task, y_train: torch.Tensor, rows: int, per_batch: bool) -> None:
         self.task, self.y_train, self.rows, self.per_batch = task, y_train, rows, per_batch
         dtype = torch.long if task == "classification" else torch.float32
         self.predictions = torch.empty(0 if per_batch else rows, dtype=dtype, device=y_train.device)
@@ -118,7 +119,7 @@ def evaluate_loss(
     model: nn.Module,
     X: torch.Tensor,
     y: torch.Tensor,
-    task: str,
+    task: Task,
     batch_size: int = 8192,
     class_weights: torch.Tensor | None = None,
     keep_outputs: bool = False,
@@ -145,7 +146,7 @@ def evaluate_loss(
     return total / weight.clamp(min=1e-12), metric, kept
 
 
-def validation_score(name: str, task: str, y_true: np.ndarray, output: torch.Tensor) -> float:
+def validation_score(name: str, task: Task, y_true: np.ndarray, output: torch.Tensor) -> float:
     """A validation metric for early stopping (``roc_auc``, ``f1``, ``r2``...), from the model's
     raw outputs; nan when it is undefined (e.g. one class only in the split)."""
     if task == "regression":
@@ -186,7 +187,7 @@ def validation_score(name: str, task: str, y_true: np.ndarray, output: torch.Ten
             return math.nan
 
 
-def fit_shape(output: torch.Tensor, task: str) -> torch.Tensor:
+def fit_shape(output: torch.Tensor, task: Task) -> torch.Tensor:
     """The model's output as the loss wants it: (n, classes) logits, or (n,) values for regression."""
     return output if task == "classification" else output.squeeze(-1)
 
@@ -222,7 +223,7 @@ def fit(
     model: nn.Module,
     data: Tensors,
     spec: TrainSpec,
-    task: str,
+    task: Task,
     reporter: Reporter,
     generator: torch.Generator,
     *,
@@ -368,7 +369,7 @@ def fit(
     return history
 
 
-def _monitor(stopping: EarlyStoppingSpec | None, task: str, has_validation: bool) -> str:
+def _monitor(stopping: EarlyStoppingSpec | None, task: Task, has_validation: bool) -> str:
     """The validation curve early stopping watches (``loss`` without early stopping)."""
     if stopping is None or stopping.monitor == "val_loss":
         return "loss"
@@ -385,7 +386,7 @@ def _monitor(stopping: EarlyStoppingSpec | None, task: str, has_validation: bool
     return stopping.metric
 
 
-def _finish_metric(task: str, total: float, count: int) -> float:
+def _finish_metric(task: Task, total: float, count: int) -> float:
     return total / count if task == "classification" else math.sqrt(total / count)
 
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from ml.plots import overlay_curves_png
 from ml.reporter import Reporter
+from ml.spec.base import Task
 from ml.spec.training import TrainSpec
 from ml.training.loop import Tensors, fit_shape, loss_function
 from ml.training.optimizers import build_optimizer
@@ -61,7 +62,7 @@ def _sweep(
     model: nn.Module,
     data: Tensors,
     train: TrainSpec,
-    task: str,
+    task: Task,
     generator: torch.Generator,
     lrs: list[float],
     class_weights: torch.Tensor | None,
@@ -92,7 +93,7 @@ def lr_range_test(
     model: nn.Module,
     data: Tensors,
     train: TrainSpec,
-    task: str,
+    task: Task,
     generator: torch.Generator,
     *,
     start_lr: float = 1e-7,
@@ -170,7 +171,7 @@ def run_lr_range_test(
     model: nn.Module,
     data: Tensors,
     train: TrainSpec,
-    task: str,
+    task: Task,
     generator: torch.Generator,
     reporter: Reporter,
     class_weights: torch.Tensor | None = None,
