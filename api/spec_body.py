@@ -136,10 +136,16 @@ def check_bounds(document: Any) -> None:
             stack.extend((v, depth + 1) for v in value)
 
 
-def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic errors as {loc, msg, type}: the field path and what is allowed there."""
+def validation_detail(exc: ValidationError, kind: str | None = None) -> list[dict[str, Any]]:
+    """Pydantic errors as {loc, msg, type}: the field path and what is allowed there. With the
+    spec's `kind`, the union's tag that pydantic puts first is left out of the path
+    (`train.optimizer.lr`, not `train.train.optimizer.lr`)."""
+
+    def path(loc: tuple[Any, ...]) -> list[Any]:
+        return list(loc[1:]) if kind is not None and loc[:1] == (kind,) else list(loc)
+
     return [
-        {"loc": ["body", *err["loc"]], "msg": err["msg"], "type": err["type"]}
+        {"loc": ["body", *path(tuple(err["loc"]))], "msg": err["msg"], "type": err["type"]}
         for err in exc.errors(include_url=False, include_input=False)
     ]
 
@@ -151,7 +157,8 @@ def validate_spec(document: Any) -> Any:
     try:
         return parse_spec(document)
     except ValidationError as exc:
-        raise HTTPException(422, detail=validation_detail(exc)) from exc
+        kind = document.get("kind", "train")
+        raise HTTPException(422, detail=validation_detail(exc, kind if isinstance(kind, str) else None)) from exc
     except SpecVersionError as exc:
         raise HTTPException(
             422, detail=[{"loc": ["body", "spec_version"], "msg": str(exc), "type": "value_error"}]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from trainlab.render import SafeConsole
 
@@ -140,12 +140,16 @@ def tokens_list(user: Annotated[str | None, typer.Option(help="Only this user's 
     from core.db import session_scope
     from core.repositories import TokenRepository, UserRepository
 
-    table = Table("prefix", "user", "label", "created", "last used", "revoked")
+    # the prefix is what `tokens revoke` takes: never squeezed or cut, whatever the width
+    prefix = Column("prefix", no_wrap=True, min_width=10)
+    table = Table(
+        prefix, "user", "label", "created", "last used", "revoked", caption="revoke: trainlab tokens revoke PREFIX"
+    )
     with session_scope() as session:
         owner = UserRepository(session).get_by_name(user) if user else None
         for row in TokenRepository(session).list(owner):
             table.add_row(
-                row.prefix + "…",
+                row.prefix,
                 row.user.name,
                 row.label or "",
                 row.created_at.isoformat(timespec="seconds"),

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from rich.text import Text
 
 from trainlab import admin, commands, operations
 from trainlab.render import SafeConsole
@@ -141,7 +142,16 @@ def up(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # set-up problems in one line with their fix; anything else as it is
+        from trainlab.problems import explained
+
+        message = explained(exc)
+        if message is None:
+            raise
+        SafeConsole(stderr=True).print(Text.assemble(("error:", "red"), f" {message}"), soft_wrap=True, highlight=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -62,8 +62,8 @@ UpdateCallback = Callable[[Experiment, MetricRows], None]
 class TrainlabError(Exception):
     """The server refused a request; the message carries its explanation."""
 
-    def __init__(self, status_code: int, detail: Any) -> None:
-        self.status_code, self.detail = status_code, detail
+    def __init__(self, status_code: int, detail: Any, url: str | None = None) -> None:
+        self.status_code, self.detail, self.url = status_code, detail, url
         super().__init__(f"{status_code}: {format_detail(detail)}")
 
 
@@ -144,7 +144,7 @@ class Client:
             except (ValueError, AttributeError):
                 detail = response.text
             error = AuthError if response.status_code in (401, 403) else TrainlabError
-            raise error(response.status_code, detail)
+            raise error(response.status_code, detail, str(response.request.url))
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -183,11 +183,39 @@ class Client:
         data = self._json("GET", "/experiments", params={k: v for k, v in params.items() if v is not None})
         return ExperimentPage.from_dict(data)
 
-    def metrics(self, experiment_id: int, *, split: str | None = None, name: str | None = None) -> MetricRows:
-        """The per-epoch rows; `.as_dicts()` gives `[{step, split, name, value}]`."""
-        params = {k: v for k, v in (("split", split), ("name", name)) if v}
+    def metrics(
+        self,
+        experiment_id: int,
+        *,
+        split: str | None = None,
+        name: str | None = None,
+        after_step: int | None = None,
+    ) -> MetricRows:
+        """The per-epoch rows (only the steps after `after_step` when given); `.as_dicts()` gives
+        `[{step, split, name, value}]`."""
+        params: dict[str, Any] = {k: v for k, v in (("split", split), ("name", name)) if v}
+        if after_step is not None:
+            params["after_step"] = after_step
         rows = self._json("GET", f"/experiments/{experiment_id}/metrics", params=params)
-        return MetricRows(Metric(int(r["step"]), r["split"], r["name"], float(r["value"])) for r in rows)
+        return MetricRows(
+            Metric(int(r["step"]), r["split"], r["name"], float("nan") if r["value"] is None else float(r["value"]))
+            for r in rows
+        )
+
+    def series(
+        self,
+        experiment_id: int,
+        *,
+        split: str | None = None,
+        name: str | None = None,
+        after_step: int | None = None,
+        max_points: int | None = None,
+    ) -> dict[str, Any]:
+        """The histories in columns: `{experiment_id, last_step, series: [{split, name, steps,
+        values}]}`; `max_points` down-samples each series keeping its shape."""
+        options = (("split", split), ("name", name), ("after_step", after_step), ("max_points", max_points))
+        params = {k: v for k, v in options if v is not None}
+        return dict(self._json("GET", f"/experiments/{experiment_id}/metrics/series", params=params))
 
     def cancel(self, experiment_id: int) -> Experiment:
         """Queued: cancelled now. Running: stops at its next check."""
@@ -227,12 +255,20 @@ class Client:
         poll: float = 1.0,
         timeout: float | None = None,
     ) -> Experiment:
-        """Poll until the experiment is final; `on_update(experiment, metrics)` after each poll."""
+        """Poll until the experiment is final; `on_update(experiment, metrics)` after each poll,
+        with every row so far. Each poll downloads only the rows logged since the last one (and
+        none when the experiment's latest step has not moved), so following a long run costs the
+        server O(new points) per poll."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        rows, last_step = MetricRows(), None
         while True:
             experiment = self.get(experiment_id)
             if on_update is not None:
-                on_update(experiment, self.metrics(experiment_id))
+                if experiment.latest_step is not None and experiment.latest_step != last_step:
+                    new = self.metrics(experiment_id, after_step=last_step)
+                    rows.extend(new)
+                    last_step = max((m.step for m in new), default=last_step)
+                on_update(experiment, rows)
             if experiment.done:
                 return experiment
             if deadline is not None and time.monotonic() > deadline:

@@ -27,8 +27,10 @@ from trainlab.watch import follow
 console = SafeConsole()
 err = SafeConsole(stderr=True)
 
-UrlOpt = Annotated[str | None, typer.Option("--url", help="Server URL [default: $TRAINLAB_URL, config file].")]
-TokenOpt = Annotated[str | None, typer.Option("--token", help="API token [default: $TRAINLAB_TOKEN, config file].")]
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", help="Server URL, with or without /api/v1 (default: $TRAINLAB_URL, config file).")
+]
+TokenOpt = Annotated[str | None, typer.Option("--token", help="API token (default: $TRAINLAB_TOKEN, config file).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
 IdArg = Annotated[int, typer.Argument(help="Experiment id.", min=1)]
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
@@ -46,7 +48,11 @@ def connect(url: str | None, token: str | None) -> Iterator[Client]:
     try:
         yield client
     except httpx.TransportError as exc:
-        fail(f"cannot reach the trainlab server at {client.url} ({type(exc).__name__}); is `trainlab up` running?", 2)
+        fail(
+            f"cannot reach the trainlab server at {client.url} ({type(exc).__name__}); start it with "
+            "`trainlab up`, or point --url / TRAINLAB_URL at it",
+            2,
+        )
     except AuthError as exc:
         sent = "" if client.token else "none was sent; "
         fail(
@@ -55,6 +61,12 @@ def connect(url: str | None, token: str | None) -> Iterator[Client]:
             2,
         )
     except TrainlabError as exc:
+        if exc.status_code == 404 and exc.detail == "Not Found":  # no such route: not a trainlab API there
+            fail(
+                f"{exc.url or client.url} answered 404 Not Found: is a trainlab server there? "
+                "Set --url / TRAINLAB_URL to its address, e.g. http://127.0.0.1:8000",
+                2,
+            )
         fail(str(exc), 2)
     finally:
         client.close()

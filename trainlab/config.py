@@ -50,10 +50,20 @@ class Connection:
     token: str | None
 
 
+API_PATH = "/api/v1"
+
+
+def server_url(url: str) -> str:
+    """The server's address as people write it: with or without a trailing `/` or `/api/v1`
+    (the API base the README shows), always without."""
+    url = url.strip().rstrip("/")
+    return url[: -len(API_PATH)].rstrip("/") if url.endswith(API_PATH) else url
+
+
 def resolve_connection(url: str | None = None, token: str | None = None) -> Connection:
     """Flags win over `TRAINLAB_URL` / `TRAINLAB_TOKEN`, which win over the config file."""
     file = read_config()
     return Connection(
-        url=(url or os.environ.get("TRAINLAB_URL") or file.get("url") or DEFAULT_URL).rstrip("/"),
+        url=server_url(url or os.environ.get("TRAINLAB_URL") or file.get("url") or DEFAULT_URL),
         token=token or os.environ.get("TRAINLAB_TOKEN") or file.get("token") or None,
     )

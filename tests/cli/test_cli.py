@@ -261,6 +261,15 @@ def test_unreachable_server_and_refused_token_exit_2(cli: Cli) -> None:
     assert anonymous.returncode == 2 and "none was sent" in anonymous.stderr
 
 
+def test_the_server_url_may_end_in_the_api_base_and_a_wrong_one_is_named(cli: Cli) -> None:
+    with_base = cli("list", "--json", TRAINLAB_URL=f"{cli.service.url}/api/v1/")
+    assert with_base.returncode == 0, with_base.stderr
+    wrong = cli("list", TRAINLAB_URL=f"{cli.service.url}/lab")
+    assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
+    assert f"{cli.service.url}/lab/api/v1/experiments" in wrong.stderr and "404 Not Found" in wrong.stderr
+    assert "TRAINLAB_URL" in wrong.stderr
+
+
 def test_token_from_the_config_file(cli: Cli, tmp_path: Path) -> None:
     assert cli.token
     config = tmp_path / "config.json"

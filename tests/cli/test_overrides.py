@@ -70,3 +70,13 @@ def test_flags_beat_the_environment_which_beats_the_config_file(
     config.write_text("not json")
     monkeypatch.delenv("TRAINLAB_TOKEN")
     assert resolve_connection().token is None  # an unreadable file reads as empty
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["http://lab:8000", "http://lab:8000/", "http://lab:8000/api/v1", "http://lab:8000/api/v1/", " http://lab:8000 "],
+)
+def test_the_server_url_works_with_or_without_the_api_base(monkeypatch: pytest.MonkeyPatch, written: str) -> None:
+    monkeypatch.setenv("TRAINLAB_URL", written)
+    assert resolve_connection().url == "http://lab:8000"
+    assert resolve_connection("http://flag:2/api/v1").url == "http://flag:2"
