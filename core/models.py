@@ -6,7 +6,19 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -128,12 +140,20 @@ class Dataset(Base):
 
 class Experiment(Base):
     __tablename__ = "experiments"
-    __table_args__ = (UniqueConstraint("owner_id", "idempotency_key"),)
+    # One index for each filter a request path uses (migration 0006): a user's submissions of
+    # the last minute, a user's queued/running ones and lists by status, lists newest first.
+    __table_args__ = (
+        UniqueConstraint("owner_id", "idempotency_key"),
+        Index("ix_experiments_owner_id_id", "owner_id", "id"),
+        Index("ix_experiments_owner_id_status", "owner_id", "status", "id"),
+        Index("ix_experiments_owner_id_created_at", "owner_id", "created_at"),
+        Index("ix_experiments_status_id", "status", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
-    status: Mapped[str] = mapped_column(String(16), index=True, default=Status.queued)
+    status: Mapped[str] = mapped_column(String(16), default=Status.queued)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -141,7 +161,7 @@ class Experiment(Base):
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("experiments.id", ondelete="CASCADE"), nullable=True, index=True
     )
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
     dataset_id: Mapped[int | None] = mapped_column(
         ForeignKey("datasets.id", ondelete="RESTRICT"), nullable=True, index=True
@@ -196,7 +216,8 @@ class Metric(Base):
     __table_args__ = (UniqueConstraint("experiment_id", "step", "split", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    # The unique key's first column serves lookups by experiment: no index of its own.
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
     step: Mapped[int] = mapped_column(Integer)
     split: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(64))
@@ -216,3 +237,44 @@ class Artifact(Base):
     size: Mapped[int] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExperimentChange(Base):
+    """One row state of an experiment entering (+1) or leaving (-1) the counts, written by the
+    database's triggers on experiments (migration 0006) and folded into the two tables below."""
+
+    __tablename__ = "experiment_changes"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    sign: Mapped[int] = mapped_column(Integer)
+    owner_id: Mapped[int] = mapped_column(Integer)  # 0: no owner
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    queued_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # started - created
+    run_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # finished - started, once final
+
+
+class ExperimentCount(Base):
+    """How many experiments an owner (0: none) has of one kind in one status."""
+
+    __tablename__ = "experiment_counts"
+
+    owner_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExperimentDuration(Base):
+    """Histogram buckets of the queue waits (`phase` queued) and run times (`phase` run) by kind:
+    how many stored experiments fall in bucket `bucket` (not cumulative) and their sum."""
+
+    __tablename__ = "experiment_durations"
+
+    phase: Mapped[str] = mapped_column(String(8), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    sum_ms: Mapped[int] = mapped_column(BigInteger)

@@ -9,7 +9,9 @@ reconcilers running at once never repair the same thing twice.
   duplicate message is harmless, since only one worker can claim the row; queued experiments
   whose cancel was requested are finished;
 - the worker's heartbeat (`workers` table) is written, for `/health`, `/metrics` and `doctor`;
-- fan-out parents whose children are all final but which were never summarized are finished.
+- fan-out parents whose children are all final but which were never summarized are finished;
+- the experiments' change log is folded into the counters that `/metrics` and list totals read
+  (a scrape folds too), so reading them stays cheap even where nothing scrapes.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from core.celery_app import queued_message_count, send_run_experiment
 from core.db import session_scope
 from core.models import ErrorReason, Status, utcnow
 from core.operations import WorkerRepository
-from core.repositories import ExperimentRepository, RecoveryRepository, RunRepository
+from core.repositories import ExperimentRepository, MonitoringRepository, RecoveryRepository, RunRepository
 from core.settings import get_settings
 from workers.fanout import advance_parent
 
@@ -97,6 +99,12 @@ def finish_stalled_parents() -> None:
         advance_parent(parent_id)
 
 
+def fold_counters() -> None:
+    with session_scope() as session:
+        MonitoringRepository(session).fold_changes()
+        session.commit()
+
+
 def heartbeat(worker: str, concurrency: int) -> None:
     """This worker is alive (seen by `/health`, `/metrics` and `trainlab doctor`)."""
     with session_scope() as session:
@@ -111,7 +119,7 @@ def reconcile_once(worker: str | None = None, concurrency: int = 1) -> None:
             heartbeat(worker, concurrency)
         except Exception:
             log.exception("reconciler: heartbeat failed")
-    for repair in (recover_expired_runs, redispatch_lost_messages, finish_stalled_parents):
+    for repair in (recover_expired_runs, redispatch_lost_messages, finish_stalled_parents, fold_counters):
         try:
             repair()
         except Exception:

@@ -1,5 +1,6 @@
 """Prometheus `/metrics`: queue depth, running, finished by status, queue waits and run durations,
-read from the database (the source of truth) at each scrape."""
+read at each scrape from counters the database keeps (the source of truth): the cost of a scrape
+does not grow with the number of experiments stored."""
 
 from __future__ import annotations
 
@@ -16,23 +17,24 @@ from api.deps import SessionDep
 from core.models import FINAL_STATUSES, Status
 from core.operations import WorkerRepository, worker_timeout
 from core.repositories import MonitoringRepository
+from core.repositories.monitoring import Histogram
 
 router = APIRouter(tags=["monitoring"])
-# Seconds: short CPU runs to multi-hour GPU runs.
-BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 12 * 3600)
 
 
 def _seconds(start: datetime, end: datetime) -> float:
     return (end - start).total_seconds()
 
 
-def _histogram(name: str, doc: str, samples: dict[str, list[float]]) -> HistogramMetricFamily:
-    """A histogram per kind from raw durations."""
+def _histogram(name: str, doc: str, histograms: dict[str, Histogram]) -> HistogramMetricFamily:
+    """A histogram per kind from the stored bucket counts."""
     family = HistogramMetricFamily(name, doc, labels=["kind"])
-    for kind, values in sorted(samples.items()):
-        buckets = [(str(floatToGoString(b)), float(sum(1 for v in values if v <= b))) for b in BUCKETS]  # type: ignore[no-untyped-call]
-        buckets.append(("+Inf", float(len(values))))
-        family.add_metric([kind], buckets, sum_value=sum(values))
+    for kind, histogram in sorted(histograms.items()):
+        buckets = [
+            ("+Inf" if bound == float("inf") else str(floatToGoString(bound)), float(count))  # type: ignore[no-untyped-call]
+            for bound, count in histogram.cumulative()
+        ]
+        family.add_metric([kind], buckets, sum_value=histogram.sum_seconds)
     return family
 
 
@@ -43,7 +45,10 @@ class ExperimentCollector:
         self.session = session
 
     def collect(self) -> Iterator[Metric]:
-        counts = MonitoringRepository(self.session).counts_by_status()
+        monitoring = MonitoringRepository(self.session)
+        monitoring.fold_changes()
+        self.session.commit()
+        counts = monitoring.counts_by_status()
         now = datetime.now(UTC)
         yield GaugeMetricFamily(
             "trainlab_queue_depth", "Experiments queued, waiting for a worker.", counts.get("queued", 0)
@@ -59,7 +64,7 @@ class ExperimentCollector:
         for status in FINAL_STATUSES:
             finished.add_metric([status.value], counts.get(status.value, 0))
         yield finished
-        oldest = MonitoringRepository(self.session).oldest_queued_at()
+        oldest = monitoring.oldest_queued_at()
         yield GaugeMetricFamily(
             "trainlab_queue_oldest_seconds",
             "Age of the oldest queued experiment (0 when none).",
@@ -77,16 +82,15 @@ class ExperimentCollector:
         yield GaugeMetricFamily(
             "trainlab_workers_busy",
             "Workers running an experiment now.",
-            MonitoringRepository(self.session).busy_workers(),
+            monitoring.busy_workers(),
         )
-        waits: dict[str, list[float]] = {}
-        runs: dict[str, list[float]] = {}
-        for kind, state, created, started, finished_at in MonitoringRepository(self.session).started_rows():
-            waits.setdefault(kind, []).append(max(0.0, _seconds(created, started)))
-            if finished_at is not None and state in FINAL_STATUSES:
-                runs.setdefault(kind, []).append(max(0.0, _seconds(started, finished_at)))
-        yield _histogram("trainlab_experiment_queued_seconds", "Time from submission to start, by kind.", waits)
-        yield _histogram("trainlab_experiment_run_seconds", "Run time of finished experiments, by kind.", runs)
+        histograms = monitoring.histograms()
+        yield _histogram(
+            "trainlab_experiment_queued_seconds", "Time from submission to start, by kind.", histograms["queued"]
+        )
+        yield _histogram(
+            "trainlab_experiment_run_seconds", "Run time of finished experiments, by kind.", histograms["run"]
+        )
 
 
 @router.get("/metrics", include_in_schema=False)

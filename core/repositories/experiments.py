@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from core.models import Artifact, Experiment, Metric, Status, User, utcnow
+from core.repositories.monitoring import MonitoringRepository
 
 # Ids are 32-bit integer columns.
 MAX_ROW_ID = 2**31 - 1
@@ -23,9 +24,10 @@ def running_single_runs_query(owner_id: int) -> Any:
     """A count of `owner_id`'s running experiments that train (fan-out parents only wait); the
     claim uses it inside an UPDATE of experiments, so it correlates to nothing (aliases)."""
     child, running = aliased(Experiment), aliased(Experiment)
-    parent_ids = select(child.parent_id).where(child.parent_id.is_not(None))
+    # NOT EXISTS reads the parent_id index per running row (NOT IN would list every child).
+    has_children = select(child.id).where(child.parent_id == running.id).exists()
     return select(func.count(running.id)).where(
-        running.owner_id == owner_id, running.status == Status.running, running.id.not_in(parent_ids)
+        running.owner_id == owner_id, running.status == Status.running, ~has_children
     )
 
 
@@ -127,7 +129,9 @@ class ExperimentRepository:
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[Sequence[Experiment], int]:
-        """Newest first, with the total count of matching rows (only `owner_id`'s when given)."""
+        """Newest first, with the total count of matching rows (only `owner_id`'s when given).
+        Filters by owner, status and kind are counted from the maintained counters; a name or
+        parent filter counts its matches."""
         query = select(Experiment)
         if owner_id is not None:
             query = query.where(Experiment.owner_id == owner_id)
@@ -141,7 +145,12 @@ class ExperimentRepository:
             query = query.where(Experiment.parent_id == parent_id)
         elif top_level:
             query = query.where(Experiment.parent_id.is_(None))
-        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        if name or parent_id is not None or top_level:
+            total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        else:
+            total = MonitoringRepository(self.session).count(
+                owner_id=owner_id, status=status or None, kind=kind or None
+            )
         rows = self.session.scalars(query.order_by(Experiment.id.desc()).limit(limit).offset(offset)).all()
         return rows, total
 

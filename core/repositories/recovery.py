@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.models import Experiment, Status
 from core.repositories.experiments import PRIORITY_RANK
@@ -41,10 +41,9 @@ class RecoveryRepository:
         ).all()
 
     def running_parents(self) -> Sequence[Experiment]:
-        parent_ids = select(Experiment.parent_id).where(Experiment.parent_id.is_not(None))
-        return self.session.scalars(
-            select(Experiment).where(Experiment.status == Status.running, Experiment.id.in_(parent_ids))
-        ).all()
+        child = aliased(Experiment)
+        has_children = select(child.id).where(child.parent_id == Experiment.id).exists()
+        return self.session.scalars(select(Experiment).where(Experiment.status == Status.running, has_children)).all()
 
     def lost_queued(self, never_sent_before: datetime, sent_before: datetime) -> Sequence[Experiment]:
         """Queued experiments whose message may be lost: never sent (top-level; children wait for
