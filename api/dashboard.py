@@ -39,9 +39,11 @@ def experiment_list(
     status: Annotated[str | None, Query(max_length=16)] = None,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
+    children: Annotated[str | None, Query(max_length=8)] = None,
 ) -> HTMLResponse:
-    """The experiment list with status, kind and name filters."""
-    return _page(request, "list.html", statuses=STATUSES, kinds=KINDS, status=status, kind=kind, name=name)
+    """The experiment list with status, kind and name filters; top level only unless `children`."""
+    filters = {"status": status, "kind": kind, "name": name, "children": bool(children)}
+    return _page(request, "list.html", statuses=STATUSES, kinds=KINDS, **filters)
 
 
 @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)

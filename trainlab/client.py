@@ -301,6 +301,13 @@ class Client:
         answer = self._json("POST", "/datasets", files=files, data=data, headers={"Idempotency-Key": key})
         return Dataset.from_dict(answer)
 
+    def dataset(self, dataset_id: int) -> Dataset:
+        return Dataset.from_dict(self._json("GET", f"/datasets/{dataset_id}"))
+
+    def delete_dataset(self, dataset_id: int) -> None:
+        """Delete a data set no experiment uses (the server refuses one in use: 409)."""
+        self._request("DELETE", f"/datasets/{dataset_id}")
+
     def datasets(self) -> builtins.list[Dataset]:
         data = self._json("GET", "/datasets")
         items = data.get("items", []) if isinstance(data, dict) else data

@@ -269,21 +269,46 @@ def datasets_upload(
     if as_json:
         print_json(dataset.raw)
     else:
-        console.print(f"dataset {dataset.id} ({dataset.name}): use data.source dataset/{dataset.id}", highlight=False)
+        remembered = f"; target {target} by default" if target else "; give data.target in the spec"
+        console.print(
+            f"dataset {dataset.id} ({dataset.name}): use data.source dataset/{dataset.id}{remembered}", highlight=False
+        )
 
 
 @datasets.command("list")
 def datasets_list(as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt = None) -> None:
-    """List uploaded datasets."""
-    from rich.table import Table
-
+    """List uploaded datasets: rows, columns, target and class counts."""
     with connect(url, token) as client:
         items = client.datasets()
     if as_json:
         print_json([d.raw for d in items])
         return
-    keys = list(dict.fromkeys(k for d in items for k in d.raw if not isinstance(d.raw[k], dict | list)))
-    table = Table(*keys)
-    for d in items:
-        table.add_row(*(render.number(d.raw.get(k)) for k in keys))
-    console.print(table)
+    console.print(render.datasets_table(items))
+
+
+@datasets.command("show")
+def datasets_show(
+    dataset_id: Annotated[int, typer.Argument(help="Dataset id.", min=1)],
+    as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """One dataset: its shape, columns, target, class counts and the spec line that uses it."""
+    with connect(url, token) as client:
+        dataset = client.dataset(dataset_id)
+    if as_json:
+        print_json(dataset.raw)
+    else:
+        console.print(render.dataset_details(dataset), soft_wrap=True)
+
+
+@datasets.command("delete")
+def datasets_delete(
+    dataset_id: Annotated[int, typer.Argument(help="Dataset id.", min=1)],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Delete a dataset no experiment uses."""
+    with connect(url, token) as client:
+        client.delete_dataset(dataset_id)
+    console.print(f"dataset {dataset_id} deleted", highlight=False)

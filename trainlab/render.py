@@ -15,7 +15,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from trainlab.models import Experiment, ExperimentBrief, MetricRows
+from trainlab.models import Dataset, Experiment, ExperimentBrief, MetricRows
 from trainlab.verdict import children_counts, verdict_lines
 
 if TYPE_CHECKING:
@@ -290,3 +290,53 @@ def compare_tables(experiments: Sequence[Experiment], rows: dict[str, Any]) -> G
     if not rows["spec_differences"]:
         return Group(metrics, Text("the specs are the same"))
     return Group(metrics, spec)
+
+
+def _classes(info: dict[str, Any]) -> str:
+    counts = info.get("class_counts")
+    return ", ".join(f"{k}: {v}" for k, v in counts.items()) if isinstance(counts, dict) else ""
+
+
+def datasets_table(items: Sequence[Dataset]) -> Table:
+    """Uploads, one a row: shape, target and classes (what a spec needs to know)."""
+    table = Table("id", "name", "format", "rows", "columns", "target", "classes", "uploaded")
+    for d in items:
+        info = d.raw.get("info") or {}
+        columns = info.get("columns") or info.get("shape", [None, None])[1:]
+        created = str(d.raw.get("created_at") or "")[:19].replace("T", " ")
+        table.add_row(
+            str(d.id),
+            d.name,
+            str(d.raw.get("format") or info.get("format") or ""),
+            number(info.get("rows")),
+            str(len(columns)) if isinstance(columns, list) and columns and columns[0] is not None else "",
+            str(info.get("target") or ""),
+            _classes(info),
+            created,
+        )
+    return table
+
+
+def dataset_details(d: Dataset) -> Group:
+    """One upload: its description, and how a spec uses it."""
+    info = d.raw.get("info") or {}
+    values = {
+        "format": d.raw.get("format") or info.get("format"),
+        "rows": info.get("rows"),
+        "columns": ", ".join(info.get("columns") or []) or None,
+        "shape": info.get("shape"),
+        "target": info.get("target"),
+        "categorical": ", ".join(info.get("categorical") or []) or None,
+        "classes": _classes(info) or None,
+        "missing": ", ".join(f"{k}: {v}" for k, v in (info.get("missing") or {}).items()) or None,
+        "size": f"{d.raw.get('size', 0):,} bytes",
+        "sha256": d.raw.get("sha256"),
+    }
+    table = Table(show_header=False, title=f"dataset {d.id} ({d.name})", title_justify="left")
+    for key, value in values.items():
+        if value not in (None, "", []):
+            table.add_row(key, value if isinstance(value, str) else json.dumps(value))
+    use = f"data: {{source: dataset/{d.id}}}"
+    if not info.get("target") and info.get("columns"):
+        use += "  (add target: COLUMN: no target was given at upload)"
+    return Group(table, Text(f"use it: {use}"))

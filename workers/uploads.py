@@ -26,7 +26,8 @@ class UploadResolver:
             if row is None:
                 raise DataError(f"data set {dataset_id} not found")
             key, fmt = row.key, row.format
-        table = load_upload(self.store.get(key), fmt, data_spec.target, data_spec.one_hot)  # DataError if unusable
+            target, one_hot = upload_defaults(row.info or {}, data_spec)
+        table = load_upload(self.store.get(key), fmt, target, one_hot)  # DataError if unusable
         return Dataset(
             X=table.X,
             y=table.y,
@@ -35,6 +36,16 @@ class UploadResolver:
             class_names=table.class_names,
             image_shape=table.image_shape,
         )
+
+
+def upload_defaults(info: dict[str, Any], data_spec: Any) -> tuple[str | None, bool]:
+    """The target and one-hot choice a run reads an upload with: the spec's target, else the
+    `--target` given at upload; one-hot encoding when the spec asks for it or the upload has
+    categorical feature columns (the stored spec holds `one_hot: false` by default, so a default
+    cannot be told from a choice: a categorical column is always encoded rather than refused)."""
+    target = data_spec.target or info.get("target")
+    categorical = [c for c in info.get("categorical") or [] if c != target]
+    return target, bool(data_spec.one_hot) or bool(categorical)
 
 
 class WeightsLoader:

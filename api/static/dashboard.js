@@ -54,8 +54,9 @@ function seconds(value) {
   return value < 120 ? `${value.toFixed(1)}s` : `${(value / 60).toFixed(1)}m`;
 }
 
-function badge(status) {
-  return h("span", { class: `status ${status}` }, status);
+function badge(status, text = status) {
+  // pruned has its own colour: a pruner's decision, not a failure
+  return h("span", { class: `status ${status}` }, text);
 }
 
 function problem(message) {
@@ -115,8 +116,19 @@ function table(headers, rows) {
 
 /* ---------- charts ---------- */
 
-function lineChart(container, key, title, datasets, xTitle = "epoch") {
+function legendOptions(count) {
+  // a few lines: legend on top; many: a narrow legend on the right, so the plot keeps its height;
+  // very many: no legend (the tooltip names each line)
+  if (count > MAX_LEGEND) return { display: false };
+  if (count > 4) return { display: true, position: "right", labels: { boxWidth: 10, font: { size: 10 } } };
+  return { display: true, position: "top" };
+}
+
+const MAX_LEGEND = 16;
+
+function lineChart(container, key, title, datasets, xTitle = "epoch", opts = {}) {
   // Create the chart once; later calls swap its data in place (live updates without flicker).
+  // opts.logY: a log scale whenever every value is positive (learning rates span decades).
   const data = datasets.map((d, i) => ({
     label: d.label,
     data: d.points,
@@ -124,17 +136,20 @@ function lineChart(container, key, title, datasets, xTitle = "epoch") {
     backgroundColor: d.color || COLORS[i % COLORS.length],
     borderDash: d.dash || [],
     pointRadius: d.points.length > 60 ? 0 : 2,
-    borderWidth: 2,
+    borderWidth: d.width || 2,
   }));
-  const yType = wideRange(datasets) ? "logarithmic" : "linear";
+  const positive = datasets.some((d) => d.points.length) && datasets.every((d) => d.points.every((p) => p.y > 0));
+  const yType = (opts.logY && positive) || wideRange(datasets) ? "logarithmic" : "linear";
+  const legend = legendOptions(datasets.length);
   let chart = window.trainlabCharts[key];
   if (chart && chart.canvas.isConnected) {
     chart.data.datasets = data;
     chart.options.scales.y.type = yType;
+    chart.options.plugins.legend = legend;
     chart.update("none");
   } else {
     const canvas = h("canvas", { "aria-label": title, role: "img" });
-    container.append(h("div", { class: "chart", "data-chart": key }, canvas));
+    container.append(h("div", { class: datasets.length > 4 ? "chart many" : "chart", "data-chart": key }, canvas));
     chart = new Chart(canvas, {
       type: "line",
       data: { datasets: data },
@@ -144,7 +159,7 @@ function lineChart(container, key, title, datasets, xTitle = "epoch") {
         parsing: false,
         normalized: true,
         interaction: { mode: "nearest", intersect: false },
-        plugins: { title: { display: true, text: title } },
+        plugins: { title: { display: true, text: title }, legend },
         scales: {
           x: { type: "linear", title: { display: true, text: xTitle } },
           y: { type: yType, ticks: { callback: tick } },
@@ -195,7 +210,7 @@ function drawCurves(container, metrics, prefix, xTitle = "epoch") {
       points,
       color: split === "train" ? COLORS[0] : split === "validation" ? COLORS[1] : undefined,
     }));
-    lineChart(container, `${prefix}:${name}`, name, datasets, xTitle);
+    lineChart(container, `${prefix}:${name}`, name, datasets, xTitle, { logY: name === "lr" });
   }
 }
 
@@ -205,6 +220,8 @@ async function listPage() {
   const query = new URLSearchParams(location.search);
   const params = new URLSearchParams({ limit: "200" });
   for (const key of ["status", "kind", "name"]) if (query.get(key)) params.set(key, query.get(key));
+  // top-level experiments only unless "children too" is ticked: a search's trials stay on its page
+  if (!query.get("children")) params.set("top_level", "true");
   const selected = new Set();
   const compareButton = document.getElementById("compare-selected");
   compareButton.addEventListener("click", () => location.assign(`/compare?ids=${[...selected].join(",")}`));

@@ -5,6 +5,50 @@ const SUMMARY_SCALARS = ["final_loss", "relative_l2_error", "epochs_run", "best_
 const PLOT_ORDER = ["learning_curves", "roc", "pr", "confusion_matrix", "pinn_solution", "exact_solution", "error"];
 const MINIMIZED = /loss|rmse|mae|mse|error/i;
 
+function errorLine(reason, error) {
+  // "data error: ..." rather than "data: data error: ..."
+  const r = reason || "error";
+  const text = String(error).trim();
+  return text.toLowerCase().startsWith(`${r}:`) || text.toLowerCase().startsWith(`${r} error:`) ? text : `${r}: ${text}`;
+}
+
+function childLabel(parentName, name) {
+  // what tells a child from its siblings: "sgd" of "optimizers-compare [sgd]", "fold 2/5", "trial 7"
+  if (!parentName || !name.startsWith(parentName)) return name;
+  let rest = name.slice(parentName.length).trim();
+  if (rest.startsWith("[") && rest.endsWith("]")) rest = rest.slice(1, -1);
+  return rest || name;
+}
+
+function childRanks(exp) {
+  // child id -> rank, best first: a compare's ranking, a search's trials by its objective
+  const s = exp.summary || {};
+  const ranks = {};
+  if (Array.isArray(s.ranking)) for (const r of s.ranking) ranks[r.experiment] = r.rank;
+  if (Array.isArray(s.trials)) {
+    const sign = (s.objective || {}).direction === "maximize" ? -1 : 1;
+    const scored = s.trials.filter((t) => typeof trialValue(t) === "number").sort((a, b) => sign * (trialValue(a) - trialValue(b)));
+    scored.forEach((t, i) => (ranks[t.experiment] = i + 1));
+  }
+  return ranks;
+}
+
+function bestFirst(exp) {
+  // children best first where the summary ranks them; the others after, in their own order
+  const ranks = childRanks(exp);
+  const rank = (c) => ranks[c.id] ?? Infinity;
+  return (exp.children || []).map((c, i) => [c, i]).sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1]).map(([c]) => c);
+}
+
+function childCounts(children) {
+  // "8/10 done: 2 pruned, 1 failed" — pruned is an outcome of its own, never a failure
+  const counts = {};
+  for (const c of children) counts[c.status] = (counts[c.status] || 0) + 1;
+  const done = children.filter((c) => FINAL.includes(c.status)).length;
+  const rest = ["running", "queued", "pruned", "failed", "cancelled"].filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`);
+  return `${done}/${children.length} done` + (rest.length ? `: ${rest.join(", ")}` : "");
+}
+
 function progressText(exp, metrics) {
   const epochs = (exp.spec.train || {}).epochs;
   const step = metrics.reduce((n, m) => Math.max(n, m.step), 0);
@@ -31,7 +75,7 @@ function renderState(exp, metrics) {
     await api(`/experiments/${exp.id}/cancel`, { method: "POST" });
   };
   fill("actions", FINAL.includes(exp.status) ? null : h("button", { type: "button", id: "cancel", onclick: cancel }, "cancel"));
-  const error = fill("error", exp.error ? `${exp.error_reason || "error"}: ${exp.error}` : "");
+  const error = fill("error", exp.error ? errorLine(exp.error_reason, exp.error) : "");
   error.hidden = !exp.error;
 }
 
@@ -77,6 +121,42 @@ function renderSummary(summary) {
   fill("summary", cards);
 }
 
+function renderAnswer(exp) {
+  // the answer of a compare (its winner and ranking) or a search (its best trial), on top
+  const s = exp.summary || {};
+  let answer = null;
+  if (Array.isArray(s.ranking) && s.ranking.length) {
+    const ranked = [...s.ranking].sort((a, b) => a.rank - b.rank);
+    const metric = s.rank_by || "";
+    answer = [
+      h("p", { id: "winner" }, "winner: ", h("strong", {}, s.best ?? ranked[0].label), ` (${metric} ${fmt(ranked[0][metric])})`),
+      table(
+        ["rank", "variant", metric, "best val loss", "gap", "verdict", "status"],
+        ranked.map((r) => [
+          String(r.rank),
+          h("a", { href: `/experiments/${r.experiment}` }, r.label),
+          h("td", { class: "num" }, fmt(r[metric])),
+          h("td", { class: "num" }, fmt(r.best_validation_loss)),
+          h("td", { class: "num" }, fmt(r.gap)),
+          r.verdict || "",
+          badge(r.status),
+        ]),
+      ),
+    ];
+  } else if (s.best && typeof s.best === "object" && s.objective) {
+    const params = Object.entries(s.best.params || {}).map(([k, v]) => `${k}=${fmt(v)}`).join(", ");
+    const c = s.counts || {};
+    answer = [
+      h("p", { id: "winner" }, "best: ", h("a", { href: `/experiments/${s.best.experiment}` }, h("strong", {}, `trial ${s.best.trial}`)),
+        ` ${s.objective.metric} ${fmt(s.best.value)} (${s.objective.direction})`),
+      params ? h("p", {}, `params: ${params}`) : null,
+      h("p", { class: "muted" }, `${c.complete ?? 0} complete, ${c.pruned ?? 0} pruned, ${c.failed ?? 0} failed of ${s.budget ?? "?"} trials`),
+    ];
+  }
+  show("answer-section", !!answer);
+  if (answer) fill("answer", answer);
+}
+
 function childExtras(summary) {
   // per-child numbers a parent's summary holds (k-fold per_fold, summary.children), by child id
   const out = {};
@@ -95,15 +175,16 @@ function renderChildren(exp) {
   const extras = childExtras(exp.summary || {});
   const columns = [...new Set(Object.values(extras).flatMap((e) => Object.keys(e)))].filter((c) => c !== "id" && c !== "experiment");
   const title = { kfold: "Folds", search: "Trial runs", ensemble: "Members", compare: "Variants" }[exp.kind] || "Children";
-  const done = children.filter((c) => FINAL.includes(c.status)).length;
-  fill("children-title", `${title} (${done}/${children.length} done)`);
-  const rows = children.map((c) => [
+  fill("children-title", `${title} (${childCounts(children)})`);
+  const ordered = bestFirst(exp);
+  const rows = ordered.map((c) => [
     h("a", { href: `/experiments/${c.id}` }, `#${c.id}`),
-    c.name,
+    h("a", { href: `/experiments/${c.id}` }, childLabel(exp.name, c.name)),
     badge(c.status),
     ...columns.map((k) => h("td", { class: "num" }, fmt((extras[c.id] || {})[k]))),
   ]);
-  fill("children", table(["id", "name", "status", ...columns], rows), children.length > 1 ? h("p", {}, h("a", { href: `/compare?ids=${children.map((c) => c.id).join(",")}` }, "compare these")) : null);
+  const compareIds = ordered.slice(0, 12).map((c) => c.id).join(",");
+  fill("children", table(["id", "variant", "status", ...columns], rows), children.length > 1 ? h("p", {}, h("a", { href: `/compare?ids=${compareIds}` }, children.length > 12 ? "compare the best 12" : "compare these")) : null);
 }
 
 function trialValue(trial) {
@@ -126,7 +207,9 @@ function renderTrials(exp) {
   const cell = (r, c) =>
     c === "experiment" && r[c]
       ? h("td", {}, h("a", { href: `/experiments/${r[c]}` }, `#${r[c]}`))
-      : h("td", { class: typeof r[c] === "number" ? "num" : "" }, fmt(r[c]));
+      : c === "state"
+        ? h("td", {}, badge(r[c] === "complete" ? "succeeded" : r[c], r[c]))
+        : h("td", { class: typeof r[c] === "number" ? "num" : "" }, fmt(r[c]));
   fill("trials", table(columns, flat.map((r) => columns.map((c) => cell(r, c)))));
   const declared = exp.summary.objective || {};
   const objective = typeof declared === "object" ? declared.metric || "" : String(declared);
@@ -143,21 +226,33 @@ function renderTrials(exp) {
   ], "trial");
 }
 
-async function drawChildCurves(container, children) {
-  // a fan-out parent has no curves of its own: overlay its children's validation curves
-  const shown = children.slice(0, 12);
-  const rows = await Promise.all(shown.map((c) => api(`/experiments/${c.id}/metrics?split=validation`)));
+const finishedChildRows = new Map(); // child id -> its validation rows, once it is final (they never change)
+
+async function childRows(child) {
+  if (finishedChildRows.has(child.id)) return finishedChildRows.get(child.id);
+  const rows = await api(`/experiments/${child.id}/metrics?split=validation`);
+  if (FINAL.includes(child.status)) finishedChildRows.set(child.id, rows);
+  return rows;
+}
+
+async function drawChildCurves(container, children, parent) {
+  // a fan-out parent has no curves of its own: overlay every child's validation curves, best
+  // first (the best drawn thicker), each labelled by its variant, fold or trial
+  const shown = parent ? bestFirst(parent) : children;
+  const rows = await Promise.all(shown.map(childRows));
   // only series with a course (a one-point trial, e.g. the analytic objective, has none)
   const names = [...new Set(rows.flat().map((m) => m.name))]
     .filter((name) => rows.some((r) => r.filter((m) => m.name === name).length > 1))
     .sort(metricOrder);
   if (names.length) container.querySelectorAll("p.muted").forEach((p) => p.remove());
   for (const name of names) {
+    const ranked = parent && Object.keys(childRanks(parent)).length > 0;
     const datasets = shown.map((c, i) => ({
-      label: `#${c.id}`,
+      label: parent ? childLabel(parent.name, c.name) : `#${c.id}`,
       points: rows[i].filter((m) => m.name === name).map((m) => ({ x: m.step, y: m.value })),
+      width: ranked && i === 0 ? 4 : undefined,
     }));
-    lineChart(container, `children:${name}`, `validation ${name} of each child`, datasets);
+    lineChart(container, `children:${name}`, `validation ${name} of each child`, datasets, "epoch", { logY: name === "lr" });
   }
 }
 
@@ -190,7 +285,8 @@ window.experimentPage = function experimentPage() {
     renderSummary(exp.summary || {});
     const curves = document.getElementById("curves");
     drawCurves(curves, metrics, "experiment", exp.kind === "pinn" ? "step" : "epoch");
-    if (!metrics.length && exp.children.length) await drawChildCurves(curves, exp.children);
+    if (!metrics.length && exp.children.length) await drawChildCurves(curves, exp.children, exp);
+    renderAnswer(exp);
     renderTrials(exp);
     renderChildren(exp);
     renderArtifacts(exp, artifacts);
@@ -236,7 +332,7 @@ window.comparePage = function comparePage() {
         label: label(e),
         points: metrics[i].filter((m) => `${m.split} ${m.name}` === key).map((m) => ({ x: m.step, y: m.value })),
       }));
-      lineChart(container, `compare:${key}`, key, datasets);
+      lineChart(container, `compare:${key}`, key, datasets, "epoch", { logY: key.endsWith(" lr") });
     }
     const values = exps.map(comparable);
     const names = [...new Set(values.flatMap((v) => Object.keys(v)))].sort();

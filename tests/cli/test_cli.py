@@ -289,12 +289,30 @@ def test_token_from_the_config_file(cli: Cli, tmp_path: Path) -> None:
 
 def test_datasets_upload_and_list(cli: Cli, tmp_path: Path) -> None:
     data = tmp_path / "tiny.csv"
-    data.write_text("x1,x2,label\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(60)))
-    uploaded = cli.json("datasets", "upload", str(data), "--target", "label", "--name", "tiny")
+    colours = ("red", "green", "blue")
+    data.write_text("x1,x2,colour,ill\n" + "".join(f"{i},{i % 7},{colours[i % 3]},{i % 2}\n" for i in range(60)))
+    uploaded = cli.json("datasets", "upload", str(data), "--target", "ill", "--name", "tiny")
     listed = cli.json("datasets", "list")
     assert uploaded["id"] in {d["id"] for d in listed} and uploaded["name"] == "tiny"
     table = cli("datasets", "list")
     assert table.returncode == 0 and "tiny" in table.stdout
+    row = next(line for line in table.stdout.splitlines() if "tiny" in line)
+    assert "60" in row and "ill" in row and "0: 30" in row  # rows, target, class counts
+    shown = cli("datasets", "show", str(uploaded["id"]))
+    assert shown.returncode == 0 and "x1, x2, colour, ill" in shown.stdout and "categorical" in shown.stdout
+    assert f"dataset/{uploaded['id']}" in shown.stdout
+    # a spec with no target and no one_hot runs with what the upload knew: target ill, colour one-hot
+    spec = tmp_path / "upload-run.yaml"
+    run = {**fast_spec("cli-upload", epochs=2), "data": {"source": f"dataset/{uploaded['id']}"}}
+    spec.write_text(yaml.safe_dump(run))
+    done = cli("submit", str(spec), "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "succeeded: cli-upload" in done.stdout
+    in_use = cli("datasets", "delete", str(uploaded["id"]))
+    assert in_use.returncode == 2 and "used by" in in_use.stderr
+    spare = cli.json("datasets", "upload", str(data), "--target", "ill", "--name", "spare")
+    assert cli("datasets", "delete", str(spare["id"])).returncode == 0
+    assert spare["id"] not in {d["id"] for d in cli.json("datasets", "list")}
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1\n")
     refused = cli("datasets", "upload", str(bad), "--target", "b")

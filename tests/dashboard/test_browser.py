@@ -139,9 +139,9 @@ def test_a_finished_experiment_shows_curves_diagnosis_and_plots(
     shown = signed_in.execute_script("return window.trainlabCharts['experiment:loss'].data.datasets[1].data")
     assert [p["y"] for p in shown] == pytest.approx([m.value for m in stored])
     verdict = signed_in.find_element("id", "verdict").text
-    assert verdict == finished.diagnosis["verdict"]  # type: ignore[index]
+    assert finished.diagnosis is not None and verdict == finished.diagnosis.verdict
     advice = signed_in.find_elements("css selector", "#diagnosis .advice li")
-    assert [a.text for a in advice] == finished.diagnosis["advice"]  # type: ignore[index]
+    assert [a.text for a in advice] == finished.diagnosis.advice
     images = eventually(lambda: signed_in.find_elements("css selector", "#plots img"), what="the plots")
     alts = {img.get_attribute("alt") for img in images}
     assert {"roc.png", "pr.png", "learning_curves.png", "confusion_matrix.png"} <= alts
@@ -185,6 +185,11 @@ def test_compare_overlays_the_curves_of_two_experiments(
     curves = eventually(lambda: chart_points(signed_in, "compare:validation loss"), what="the compare chart")
     assert [d["points"] for d in curves] == [finished.summary["epochs_run"], other.summary["epochs_run"]]
     assert [d["label"] for d in curves] == [f"#{finished.id} dash-finished", f"#{other.id} dash-other"]
+    # learning rates span decades: their chart has a log scale
+    eventually(lambda: chart_points(signed_in, "compare:train lr"), what="the lr chart")
+    assert signed_in.execute_script("return window.trainlabCharts['compare:train lr'].options.scales.y.type") == (
+        "logarithmic"
+    )
     diff = signed_in.find_element("id", "spec-diff").text
     assert "train.epochs" in diff and "train.optimizer.lr" in diff
 
@@ -202,9 +207,47 @@ def test_a_fan_out_parent_shows_its_children_and_their_curves(
     rows = signed_in.find_elements("css selector", "#children tbody tr")
     assert [r.find_element("tag name", "a").text for r in rows] == [f"#{c.id}" for c in parent.children]
     curves = eventually(lambda: chart_points(signed_in, "children:loss"), what="the folds' curves")
-    assert [d["label"] for d in curves] == [f"#{c.id}" for c in parent.children]
+    assert [d["label"] for d in curves] == ["fold 1/2", "fold 2/2"]  # by fold, not by id
     assert all(d["points"] == d["drawn"] > 0 for d in curves)
     assert "± " in signed_in.find_element("id", "summary").text  # mean ± std over the folds
+    # the list shows top-level experiments; the folds only with "children too"
+    signed_in.get(f"{service.url}/?name=dash-kfold")
+    eventually(lambda: signed_in.find_elements("css selector", f'#experiments tr[data-id="{parent.id}"]'), what="row")
+    shown = {r.get_attribute("data-id") for r in signed_in.find_elements("css selector", "#experiments tbody tr")}
+    assert shown == {str(parent.id)}
+    signed_in.get(f"{service.url}/?name=dash-kfold&children=1")
+    child = parent.children[0].id
+    eventually(lambda: signed_in.find_elements("css selector", f'#experiments tr[data-id="{child}"]'), what="a fold")
+    assert signed_in.find_element("id", "children-too").is_selected()
+
+
+def test_a_compare_shows_its_winner_and_labels_curves_by_variant(
+    signed_in: Any, live: tuple[Service, str | None], client: Client
+) -> None:
+    service, _ = live
+    base = fast_spec("base", epochs=4)
+    spec = {
+        "kind": "compare",
+        "name": "dash-compare",
+        "seed": 0,
+        "base": {k: v for k, v in base.items() if k != "name"},
+        "variants": [
+            {"label": "sgd", "set": {"train.optimizer": {"name": "sgd", "lr": 0.0001}}},
+            {"label": "adam", "set": {"train.optimizer": {"name": "adam", "lr": 0.01}}},
+        ],
+    }
+    parent = client.wait(client.submit(spec).id, poll=0.3, timeout=240)
+    assert parent.status == "succeeded", parent.error
+    ranking = sorted(parent.summary["ranking"], key=lambda r: r["rank"])
+    signed_in.get(f"{service.url}/experiments/{parent.id}")
+    winner = eventually(lambda: signed_in.find_elements("id", "winner"), what="the winner")[0]
+    assert f"winner: {parent.summary['best']}" in winner.text
+    rows = signed_in.find_elements("css selector", "#answer tbody tr")
+    assert [r.find_elements("tag name", "td")[1].text for r in rows] == [r["label"] for r in ranking]
+    curves = eventually(lambda: chart_points(signed_in, "children:loss"), what="the variants' curves")
+    assert [d["label"] for d in curves] == [r["label"] for r in ranking]  # by variant, best first
+    children = [r.text for r in signed_in.find_elements("css selector", "#children tbody tr td:nth-child(2)")]
+    assert children == [r["label"] for r in ranking]
 
 
 def test_a_search_shows_its_trials_and_history(
@@ -221,6 +264,11 @@ def test_a_search_shows_its_trials_and_history(
     assert best == pytest.approx(search.summary["best"]["value"])
     rows = signed_in.find_elements("css selector", "#trials tbody tr")
     assert len(rows) == 6 and "params.h1" in signed_in.find_element("id", "trials").text
+    states = signed_in.find_elements("css selector", "#trials tbody .status")
+    assert len(states) == 6 and all(s.text == "complete" for s in states)  # a badge, coloured by state
+    best = search.summary["best"]
+    assert f"best: trial {best['trial']}" in signed_in.find_element("id", "winner").text
+    assert "6 complete, 0 pruned, 0 failed" in signed_in.find_element("id", "answer").text
 
 
 def test_without_a_token_the_pages_send_you_to_sign_in(browser: Any, live: tuple[Service, str | None]) -> None:
