@@ -30,6 +30,13 @@ class Timings(BaseModel):
     run_seconds: float | None
 
 
+class LatestMetrics(BaseModel):
+    """The last step an experiment logged and its values by split and name (what a watcher shows)."""
+
+    step: int
+    values: dict[str, dict[str, float | None]]
+
+
 class ExperimentRead(ExperimentBrief):
     spec: dict[str, Any]
     summary: RunSummary | None = Field(
@@ -45,9 +52,14 @@ class ExperimentRead(ExperimentBrief):
     worker: str | None
     timings: Timings
     children: list[ExperimentBrief]
+    latest_metrics: LatestMetrics | None = Field(
+        default=None,
+        description="The last logged step and its values (GET of one experiment); poll "
+        "`/metrics/series?after_step=` for the points since the step you already have.",
+    )
 
     @classmethod
-    def of(cls, experiment: Experiment) -> ExperimentRead:
+    def of(cls, experiment: Experiment, latest: LatestMetrics | None = None) -> ExperimentRead:
         brief = ExperimentBrief.model_validate(experiment).model_dump()
         return cls(
             **brief,
@@ -61,6 +73,7 @@ class ExperimentRead(ExperimentBrief):
             worker=experiment.worker,
             timings=Timings(**durations(experiment)),
             children=[ExperimentBrief.model_validate(c) for c in experiment.children],
+            latest_metrics=latest,
         )
 
 
@@ -78,6 +91,24 @@ class MetricRead(BaseModel):
     split: str
     name: str
     value: float
+
+
+class MetricSeriesRead(BaseModel):
+    """One series in columns: `values[i]` was logged at `steps[i]` (steps ascending)."""
+
+    split: str
+    name: str
+    steps: list[int]
+    values: list[float | None]
+
+
+class MetricHistory(BaseModel):
+    """An experiment's metric histories in columns. `last_step` is the newest step in the answer
+    (null when it has none): pass it as `after_step` to the next poll to get only what is new."""
+
+    experiment_id: int
+    last_step: int | None
+    series: list[MetricSeriesRead]
 
 
 class ArtifactRead(BaseModel):

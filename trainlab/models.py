@@ -91,6 +91,23 @@ class Experiment(ExperimentBrief):
             children=[ExperimentBrief.from_dict(c) for c in data.get("children") or []],
         )
 
+    @property
+    def latest_step(self) -> int | None:
+        """The last step the run logged metrics for (None before any, or from an older server)."""
+        latest = self.raw.get("latest_metrics") or {}
+        return int(latest["step"]) if "step" in latest else None
+
+    @property
+    def latest_metrics(self) -> dict[tuple[str, str], float]:
+        """The values logged at `latest_step`, by (split, name)."""
+        latest = self.raw.get("latest_metrics") or {}
+        return {
+            (split, name): float(value)
+            for split, named in (latest.get("values") or {}).items()
+            for name, value in named.items()
+            if value is not None
+        }
+
     @cached_property
     def results(self) -> SummaryModel | None:
         """The summary read through the typed model of its kind (`ml.spec.summary`): a

@@ -13,7 +13,16 @@ from sqlalchemy.orm import Session
 
 from api.deps import MAX_ID, CurrentUser, ExperimentDep, SessionDep
 from api.limits import AttemptWindow, read_limited
-from api.schemas import ArtifactRead, ExperimentList, ExperimentRead, MetricRead, errors
+from api.schemas import (
+    ArtifactRead,
+    ExperimentList,
+    ExperimentRead,
+    LatestMetrics,
+    MetricHistory,
+    MetricRead,
+    errors,
+)
+from api.series import MAX_POINTS, columns, downsample, json_response
 from api.spec_body import read_document, validate_spec
 from core.artifacts import delete_files, get_artifact_store
 from core.celery_app import send_run_experiment
@@ -191,21 +200,61 @@ def list_experiments(
 
 
 @router.get("/{experiment_id}", response_model=ExperimentRead)
-def get_experiment(experiment: ExperimentDep) -> ExperimentRead:
-    """Status, spec, summary, diagnosis, error, timings and children of one experiment."""
-    return ExperimentRead.of(experiment)
+def get_experiment(experiment: ExperimentDep, session: SessionDep) -> ExperimentRead:
+    """Status, spec, summary, diagnosis, error, timings, children and latest metrics of one experiment."""
+    latest = MetricRepository(session).latest(experiment.id)
+    values: dict[str, dict[str, float | None]] = {}
+    for split, name, value in latest[1] if latest else ():
+        values.setdefault(split, {})[name] = value
+    return ExperimentRead.of(experiment, LatestMetrics(step=latest[0], values=values) if latest else None)
+
+
+SplitQuery = Annotated[str | None, Query(max_length=32, description="Only this split (train, validation...).")]
+NameQuery = Annotated[str | None, Query(max_length=64, description="Only this metric (loss, accuracy...).")]
+AfterStep = Annotated[
+    int | None,
+    Query(ge=-MAX_ID, le=MAX_ID, description="Only the steps after this one: poll with the last step you have."),
+]
 
 
 @router.get("/{experiment_id}/metrics", response_model=list[MetricRead])
 def get_metrics(
     experiment: ExperimentDep,
     session: SessionDep,
-    split: Annotated[str | None, Query(max_length=32)] = None,
-    name: Annotated[str | None, Query(max_length=64)] = None,
-) -> list[MetricRead]:
-    """The per-epoch series: [{step, split, name, value}]."""
-    rows = MetricRepository(session).series(experiment.id, split=split, name=name)
-    return [MetricRead.model_validate(r) for r in rows]
+    split: SplitQuery = None,
+    name: NameQuery = None,
+    after_step: AfterStep = None,
+) -> Response:
+    """The per-epoch rows: [{step, split, name, value}] (the columnar form is `/metrics/series`)."""
+    rows = MetricRepository(session).rows(experiment.id, split=split, name=name, after_step=after_step)
+    return json_response([{"step": st, "split": sp, "name": n, "value": v} for st, sp, n, v in rows])
+
+
+@router.get("/{experiment_id}/metrics/series", response_model=MetricHistory)
+def get_metric_series(
+    experiment: ExperimentDep,
+    session: SessionDep,
+    split: SplitQuery = None,
+    name: NameQuery = None,
+    after_step: AfterStep = None,
+    max_points: Annotated[
+        int | None,
+        Query(
+            ge=3,
+            le=MAX_POINTS,
+            description="Down-sample each series to at most this many points "
+            "(min and max per bucket of steps, the last point kept).",
+        ),
+    ] = None,
+) -> Response:
+    """Metric histories in columns: {experiment_id, last_step, series: [{split, name, steps, values}]}."""
+    rows = MetricRepository(session).rows(experiment.id, split=split, name=name, after_step=after_step)
+    series = columns(rows)
+    if max_points is not None:
+        for item in series:
+            item["steps"], item["values"] = downsample(item["steps"], item["values"], max_points)
+    last_step = rows[-1][0] if rows else None
+    return json_response({"experiment_id": experiment.id, "last_step": last_step, "series": series})
 
 
 @router.post("/{experiment_id}/cancel", response_model=ExperimentRead)

@@ -277,9 +277,22 @@ function renderArtifacts(exp, artifacts) {
 window.experimentPage = function experimentPage() {
   const id = document.body.dataset.experimentId;
   let specShown = false;
+  // Follow the curves incrementally: each poll asks only for the steps after the last one held,
+  // and nothing at all while the experiment's latest step has not moved.
+  let metrics = [];
+  let lastStep = null;
+  const newRows = (exp) => {
+    const latest = exp.latest_metrics ? exp.latest_metrics.step : null;
+    if (latest === null || latest === lastStep) return Promise.resolve([]);
+    return api(`/experiments/${id}/metrics${lastStep === null ? "" : `?after_step=${lastStep}`}`);
+  };
   repeat(async () => {
     const exp = await api(`/experiments/${id}`);
-    const [metrics, artifacts] = await Promise.all([api(`/experiments/${id}/metrics`), api(`/experiments/${id}/artifacts`)]);
+    const [fresh, artifacts] = await Promise.all([newRows(exp), api(`/experiments/${id}/artifacts`)]);
+    if (fresh.length) {
+      metrics = metrics.concat(fresh);
+      lastStep = fresh.reduce((n, m) => Math.max(n, m.step), lastStep === null ? -Infinity : lastStep);
+    }
     renderState(exp, metrics);
     renderDiagnosis(exp.summary || {});
     renderSummary(exp.summary || {});

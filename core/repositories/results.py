@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,40 @@ class MetricRepository:
             .on_conflict_do_nothing(index_elements=["experiment_id", "step", "split", "name"])
         )
         self.session.execute(statement)
+
+    def rows(
+        self,
+        experiment_id: int,
+        *,
+        split: str | None = None,
+        name: str | None = None,
+        after_step: int | None = None,
+    ) -> builtins.list[tuple[int, str, str, float]]:
+        """(step, split, name, value) tuples in step order, only the steps after `after_step` when
+        given: the four columns, no ORM objects, one range of the (experiment, step) key."""
+        query = select(Metric.step, Metric.split, Metric.name, Metric.value).where(
+            Metric.experiment_id == experiment_id
+        )
+        if after_step is not None:
+            query = query.where(Metric.step > after_step)
+        if split:
+            query = query.where(Metric.split == split)
+        if name:
+            query = query.where(Metric.name == name)
+        result = self.session.execute(query.order_by(Metric.step, Metric.split, Metric.name))
+        return result.tuples().all()  # type: ignore[return-value]
+
+    def latest(self, experiment_id: int) -> tuple[int, builtins.list[tuple[str, str, float]]] | None:
+        """The last step an experiment logged and its (split, name, value) rows; None before any."""
+        step = self.session.scalar(select(func.max(Metric.step)).where(Metric.experiment_id == experiment_id))
+        if step is None:
+            return None
+        rows = self.session.execute(
+            select(Metric.split, Metric.name, Metric.value)
+            .where(Metric.experiment_id == experiment_id, Metric.step == step)
+            .order_by(Metric.split, Metric.name)
+        )
+        return step, rows.tuples().all()  # type: ignore[return-value]
 
     def series(self, experiment_id: int, *, split: str | None = None, name: str | None = None) -> Sequence[Metric]:
         query = select(Metric).where(Metric.experiment_id == experiment_id)
