@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -78,10 +79,67 @@ def _cnn(spec: ModelSpec, n_inputs: int, n_outputs: int, image_shape: tuple[int,
     return nn.Sequential(*layers, nn.Flatten(), *head, nn.Linear(head_width, n_outputs))
 
 
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm and a shortcut (a 1x1 projection when the shape changes)."""
+
+    def __init__(self, inputs: int, outputs: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(inputs, outputs, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(outputs),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(outputs, outputs, 3, padding=1, bias=False),
+            nn.BatchNorm2d(outputs),
+        )
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or inputs != outputs:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(inputs, outputs, 1, stride=stride, bias=False), nn.BatchNorm2d(outputs)
+            )
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Any) -> Any:
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+RESNET_STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+
+
+def _resnet(spec: ModelSpec, n_inputs: int, n_outputs: int, image_shape: tuple[int, ...] | None) -> nn.Module:
+    channels, height, width = _image_dims(n_inputs, image_shape)
+    base = spec.width or 32
+    layers: list[nn.Module] = [
+        nn.Unflatten(1, (channels, height, width)),
+        nn.Conv2d(channels, base, 3, padding=1, bias=False),
+        nn.BatchNorm2d(base),
+        nn.ReLU(inplace=True),
+    ]
+    inputs = base
+    for stage, blocks in enumerate(RESNET_STAGES[spec.depth or 18]):
+        outputs = base * 2**stage
+        for block in range(blocks):
+            # Down-sample at the start of stages 2-4 while the feature map is still larger than 1 pixel.
+            stride = 2 if stage > 0 and block == 0 and min(height, width) > 1 else 1
+            layers.append(BasicBlock(inputs, outputs, stride))
+            if stride == 2:
+                height, width = (height + 1) // 2, (width + 1) // 2
+            inputs = outputs
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if spec.dropout > 0:
+        layers.append(nn.Dropout(spec.dropout))
+    layers.append(nn.Linear(inputs, n_outputs))
+    model = nn.Sequential(*layers)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    return model
+
+
 MODELS: dict[str, Callable[[ModelSpec, int, int, tuple[int, ...] | None], nn.Module]] = {
     "mlp": _mlp,
     "linear": _linear,
     "cnn": _cnn,
+    "resnet": _resnet,
 }
 
 

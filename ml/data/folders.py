@@ -119,14 +119,14 @@ class _Archive:
             return
         assert self.tar is not None
         try:
-            for info in self.tar:
-                if info.isdir():
+            for entry in self.tar:
+                if entry.isdir():
                     continue
-                if info.issym() or info.islnk():
-                    raise DatasetError(f"{info.name!r}: links are not allowed in the archive")
-                if not info.isfile():
-                    raise DatasetError(f"{info.name!r}: only regular files are allowed in the archive")
-                yield info.name, info.size, info.size, info
+                if entry.issym() or entry.islnk():
+                    raise DatasetError(f"{entry.name!r}: links are not allowed in the archive")
+                if not entry.isfile():
+                    raise DatasetError(f"{entry.name!r}: only regular files are allowed in the archive")
+                yield entry.name, entry.size, entry.size, entry
         except (tarfile.TarError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise DatasetError(f"the archive is damaged: {exc}") from exc
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ml.errors import DataError
 from ml.preprocessing.base import BatchTransform, FittedStep, StepContext, StepFit, TrainingOnly
-from ml.spec.preprocess import AugmentStep, ImageAugmentStep
+from ml.spec.preprocess import AugmentStep, ImageAugmentStep, SpecAugmentStep
 
 TRAINING_BATCHES = "training batches, anew every epoch"
 
@@ -141,4 +141,78 @@ def fit_image(spec: ImageAugmentStep, X: np.ndarray, y: np.ndarray, names: list[
     )
 
 
-AUGMENT_STEPS: dict[str, StepFit] = {"augment": fit_augment, "image": fit_image}
+def _masks(
+    n: int, count: int, largest: int, size: int, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """(n, size) bool: for each row, `count` random spans of 0..largest positions each."""
+    positions = torch.arange(size, device=device)
+    mask = torch.zeros(n, size, dtype=torch.bool, device=device)
+    for _ in range(count):
+        width = torch.randint(0, largest + 1, (n,), generator=generator, device=generator.device).to(device)
+        start = (_uniform(n, generator, device) * (size - width + 1).clamp(min=1)).long()
+        mask |= (positions[None] >= start[:, None]) & (positions[None] < (start + width)[:, None])
+    return mask
+
+
+def spec_augmentation(spec: SpecAugmentStep, image_shape: tuple[int, ...]) -> BatchTransform:
+    """Time/frequency masks, circular time shift, gain and noise on flattened C x bands x frames rows."""
+    channels, bands, frames = image_shape
+
+    def apply(xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        n, device = len(xb), xb.device
+        spec_batch = xb.reshape(n, channels, bands, frames)
+        if spec.shift:
+            largest = int(spec.shift * frames)
+            offsets = torch.randint(-largest, largest + 1, (n,), generator=generator, device=generator.device)
+            index = (torch.arange(frames)[None] - offsets.cpu()[:, None]) % frames
+            spec_batch = torch.gather(spec_batch, 3, index.to(device).view(n, 1, 1, frames).expand_as(spec_batch))
+        if spec.gain_db:
+            gain = (2 * _uniform(n, generator, device) - 1) * spec.gain_db
+            spec_batch = spec_batch + gain.view(n, 1, 1, 1).to(xb.dtype)
+        if spec.noise:
+            noise = torch.randn(spec_batch.shape, generator=generator, device=generator.device).to(device, xb.dtype)
+            spec_batch = spec_batch + spec.noise * noise
+        fill = spec_batch.mean()
+        if spec.time_masks and spec.time_mask:
+            masked = _masks(n, spec.time_masks, int(spec.time_mask * frames), frames, generator, device)
+            spec_batch = torch.where(masked.view(n, 1, 1, frames), fill, spec_batch)
+        if spec.freq_masks and spec.freq_mask:
+            masked = _masks(n, spec.freq_masks, int(spec.freq_mask * bands), bands, generator, device)
+            spec_batch = torch.where(masked.view(n, 1, bands, 1), fill, spec_batch)
+        out = spec_batch.reshape(n, -1)
+        if spec.probability < 1.0:
+            out = torch.where(_chosen(n, spec.probability, generator, device).unsqueeze(1), out, xb)
+        return out, yb
+
+    return apply
+
+
+def fit_spec_augment(
+    spec: SpecAugmentStep, X: np.ndarray, y: np.ndarray, names: list[str], ctx: StepContext
+) -> FittedStep:
+    """SpecAugment on the training batches of spectrogram data; needs every band x frame column."""
+    shape = ctx.image_shape
+    if shape is None or len(shape) != 3:
+        raise DataError("spec_augment needs spectrogram data (an audio folder data set); this data set has none")
+    if len(names) != int(np.prod(shape)):
+        raise DataError(
+            f"spec_augment needs the {int(np.prod(shape))} columns of {tuple(shape)} spectrograms; "
+            f"there are {len(names)} columns at this point of the pipeline"
+        )
+    report: dict[str, Any] = {
+        "input_shape": list(shape),
+        **spec.model_dump(exclude={"step"}),
+        "applies_to": TRAINING_BATCHES,
+    }
+    return FittedStep(
+        TrainingOnly(),
+        X,
+        y,
+        list(names),
+        report,
+        batch_transform=spec_augmentation(spec, shape),
+        needs_names=list(names),
+    )
+
+
+AUGMENT_STEPS: dict[str, StepFit] = {"augment": fit_augment, "image": fit_image, "spec_augment": fit_spec_augment}

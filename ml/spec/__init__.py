@@ -12,7 +12,7 @@ from pydantic import Field, TypeAdapter
 
 from ml.spec.base import ExperimentHeader, StrictModel
 from ml.spec.compare import CompareExperimentSpec, VariantSpec
-from ml.spec.data import BUILTIN_SOURCES, DataSpec, SampleSpec, SplitSpec
+from ml.spec.data import BUILTIN_SOURCES, AudioSpec, DataSpec, ImageSpec, SampleSpec, SplitSpec
 from ml.spec.ensemble import EnsembleExperimentSpec
 from ml.spec.evaluate import EvaluateSpec
 from ml.spec.experiments import TrainExperimentSpec
@@ -71,7 +71,9 @@ __all__ = [
     "VariantSpec",
     "BUILTIN_SOURCES",
     "AnalyticExperimentSpec",
+    "AudioSpec",
     "DataSpec",
+    "ImageSpec",
     "EarlyStoppingSpec",
     "EnsembleExperimentSpec",
     "EvaluateSpec",

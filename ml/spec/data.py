@@ -69,6 +69,57 @@ class SampleSpec(StrictModel):
             raise ValueError("sample.index must be smaller than sample.of")
 
 
+MAX_FEATURE_CELLS = 1_000_000  # values per sample after decoding (spectrogram or image)
+
+
+class AudioSpec(StrictModel):
+    """How the clips of an audio folder data set become model inputs: decoded to mono at
+    `sample_rate`, cut (or zero-padded) to `clip_seconds`, then a log-mel spectrogram (in dB) or
+    its MFCCs. Each sample is then a 1 x bands x frames image for a cnn or resnet."""
+
+    sample_rate: int = Field(default=22050, ge=1000, le=96000, description="Clips are resampled to this rate.")
+    clip_seconds: float | None = Field(
+        default=None, gt=0.0, le=120.0, description="Length of each sample (default: the shortest clip, at most 30 s)."
+    )
+    crop: Literal["center", "start"] = Field(default="center", description="Which part of a longer clip is kept.")
+    features: Literal["log_mel", "mfcc"] = "log_mel"
+    n_mels: int = Field(default=64, ge=8, le=256, description="Mel bands.")
+    n_fft: int = Field(default=1024, ge=128, le=8192, description="STFT window (samples).")
+    hop_length: int = Field(default=512, ge=32, le=8192, description="STFT hop (samples).")
+    n_mfcc: int = Field(default=20, ge=2, le=128, description="mfcc: coefficients kept (at most n_mels).")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> AudioSpec:
+        if self.n_mfcc > self.n_mels:
+            raise ValueError(f"n_mfcc ({self.n_mfcc}) must not exceed n_mels ({self.n_mels})")
+        seconds = self.clip_seconds or 30.0
+        frames = int(seconds * self.sample_rate) // self.hop_length + 1
+        bands = self.n_mfcc if self.features == "mfcc" else self.n_mels
+        if frames * bands > MAX_FEATURE_CELLS:
+            raise ValueError(
+                f"{bands} bands x {frames} frames is more than {MAX_FEATURE_CELLS} values per clip; "
+                "raise hop_length or shorten clip_seconds"
+            )
+        return self
+
+
+class ImageSpec(StrictModel):
+    """How the pictures of an image folder data set become model inputs: decoded, converted to
+    RGB or gray, resized to `size` (height, width), scaled to [0, 1]."""
+
+    size: tuple[int, int] = Field(default=(32, 32), description="(height, width) after resizing.")
+    color: Literal["rgb", "gray"] = "rgb"
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ImageSpec:
+        height, width = self.size
+        if not (4 <= height <= 1024 and 4 <= width <= 1024):
+            raise ValueError(f"image size must be between 4 and 1024 pixels a side, got {self.size}")
+        if height * width * (3 if self.color == "rgb" else 1) > MAX_FEATURE_CELLS:
+            raise ValueError(f"{height}x{width} {self.color} images are more than {MAX_FEATURE_CELLS} values each")
+        return self
+
+
 class DataSpec(StrictModel):
     """The data set and its split."""
 
@@ -100,6 +151,12 @@ class DataSpec(StrictModel):
         "few-shot learning). Validation and test rows are unchanged.",
     )
     sample: SampleSpec | None = Field(default=None, description="Set by the server on an ensemble member.")
+    audio: AudioSpec | None = Field(
+        default=None, description="Audio folder data sets: decoding and features (defaults when omitted)."
+    )
+    image: ImageSpec | None = Field(
+        default=None, description="Image folder data sets: decoding and resizing (defaults when omitted)."
+    )
 
     @model_validator(mode="after")
     def _known_source(self) -> DataSpec:

@@ -13,6 +13,7 @@ MAX_KERNEL = 15
 
 # Fields that only a convolutional network reads, and their defaults.
 CNN_ONLY = ("channels", "kernel_size", "pooling")
+RESNET_ONLY = ("depth", "width")
 DEFAULT_CHANNELS = (16, 32)
 DEFAULT_KERNEL_SIZE = 3
 DEFAULT_POOLING = "max"
@@ -26,11 +27,17 @@ class ModelSpec(StrictModel):
     - ``linear``: one dense layer (logistic regression / linear regression baseline).
     - ``cnn``: convolution blocks (conv, [batch norm], activation, pooling) with `channels`
       filters each, then a dense head of widths `hidden` (with dropout). Needs image data: each
-      row is a flattened C x H x W image (builtin/digits is 1 x 8 x 8).
+      row is a flattened C x H x W image (builtin/digits is 1 x 8 x 8; an audio folder data set
+      gives 1 x bands x frames spectrograms).
+    - ``resnet``: a ResNet-18 or -34 (`depth`) with basic residual blocks, batch norm and
+      `width` filters in its first stage (doubling each stage), randomly initialised (no weight
+      downloads), global average pooling, [dropout], a linear head. For small inputs the stem
+      is one 3x3 convolution (no down-sampling), as for CIFAR.
     """
 
-    type: Literal["mlp", "linear", "cnn"] = Field(
-        default="mlp", description="mlp, linear (logistic/linear baseline) or cnn (image data)."
+    type: Literal["mlp", "linear", "cnn", "resnet"] = Field(
+        default="mlp",
+        description="mlp, linear (logistic/linear baseline), cnn or resnet (image and spectrogram data).",
     )
     hidden: list[int] = Field(
         default_factory=lambda: [64],
@@ -50,6 +57,10 @@ class ModelSpec(StrictModel):
     pooling: Literal["max", "avg", "none"] | None = Field(
         default=None, description="cnn only: 2x2 pooling after each block (default max)."
     )
+    depth: Literal[18, 34] | None = Field(default=None, description="resnet only: 18 or 34 layers (default 18).")
+    width: int | None = Field(
+        default=None, ge=4, le=128, description="resnet only: filters of the first stage (default 32; the paper's 64)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
@@ -60,6 +71,10 @@ class ModelSpec(StrictModel):
             for name in CNN_ONLY:
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name} applies to type 'cnn' only, not {self.type!r}")
+        if self.type != "resnet":
+            for name in RESNET_ONLY:
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies to type 'resnet' only, not {self.type!r}")
         if self.kernel_size is not None and self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (keeps the image size), got {self.kernel_size}")
         return self

@@ -318,6 +318,27 @@ class ImageAugmentStep(PreprocessStep):
         return self
 
 
+class SpecAugmentStep(PreprocessStep):
+    """SpecAugment and friends on the spectrogram batches of an audio data set, anew every epoch
+    (training batches only): up to ``time_masks`` masks of at most ``time_mask`` of the frames
+    and ``freq_masks`` masks of at most ``freq_mask`` of the bands, set to the batch mean; a
+    circular time shift of up to ``shift`` of the frames (a random crop of a looped clip); a gain
+    of up to +-``gain_db`` dB; Gaussian ``noise`` (dB). Works on any 1 x bands x frames input.
+    """
+
+    step: Literal["spec_augment"] = "spec_augment"
+    time_masks: int = Field(default=2, ge=0, le=10)
+    time_mask: float = Field(default=0.1, ge=0.0, le=0.5, description="Largest time mask, fraction of the frames.")
+    freq_masks: int = Field(default=2, ge=0, le=10)
+    freq_mask: float = Field(default=0.15, ge=0.0, le=0.5, description="Largest frequency mask, fraction of the bands.")
+    shift: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Largest circular time shift, fraction of the frames."
+    )
+    gain_db: float = Field(default=0.0, ge=0.0, le=40.0, description="Largest gain change, dB (added to log-mel).")
+    noise: float = Field(default=0.0, ge=0.0, le=40.0, description="Standard deviation of added noise, dB.")
+    probability: float = Field(default=1.0, gt=0.0, le=1.0, description="Fraction of the batch's clips changed.")
+
+
 STEP_MODELS: tuple[type[PreprocessStep], ...] = (
     StandardizeStep,
     MinMaxStep,
@@ -333,6 +354,7 @@ STEP_MODELS: tuple[type[PreprocessStep], ...] = (
     DeduplicateStep,
     AugmentStep,
     ImageAugmentStep,
+    SpecAugmentStep,
 )
 STEP_NAMES: tuple[str, ...] = tuple(m.model_fields["step"].default for m in STEP_MODELS)
 
@@ -350,7 +372,8 @@ AnyPreprocessStep = Annotated[
     | BalanceStep
     | DeduplicateStep
     | AugmentStep
-    | ImageAugmentStep,
+    | ImageAugmentStep
+    | SpecAugmentStep,
     Field(discriminator="step"),
 ]
 _STEP_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyPreprocessStep)
