@@ -17,20 +17,23 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """Answer 413 when Content-Length or the streamed body exceeds `max_bytes`."""
+    """Answer 413 when Content-Length or the streamed body exceeds `max_bytes`, or the limit
+    `routes` gives its (method, path) (a data-set upload may be larger than any other body)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, routes: dict[tuple[str, str], int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.routes = dict(routes or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.routes.get((scope.get("method", ""), scope.get("path", "")), self.max_bytes)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit)
             return
         seen = 0
         started = False
@@ -40,7 +43,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 
@@ -53,10 +56,10 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
-        body: dict[str, Any] = {"detail": f"request body larger than the limit of {self.max_bytes} bytes"}
+    async def _reject(self, send: Send, limit: int) -> None:
+        body: dict[str, Any] = {"detail": f"request body larger than the limit of {limit} bytes"}
         payload = json.dumps(body).encode()
         await send(
             {

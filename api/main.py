@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from api import dashboard
+from api.archives import upload_body_limit
 from api.limits import AttemptWindow, BodySizeLimit
 from api.routes import datasets, experiments, monitoring, system
 from core.db import get_engine
@@ -46,7 +47,12 @@ def create_app() -> FastAPI:
     app.include_router(monitoring.router)
     app.include_router(dashboard.router)
     get_settings().ensure_data_dir()
-    app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_request_bytes)
+    settings = get_settings()
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        routes={("POST", f"{API_PREFIX}/datasets"): upload_body_limit(settings)},  # folder archives: GBs
+    )
     app.state.submissions = AttemptWindow()
 
     @app.middleware("http")

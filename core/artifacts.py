@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from core.settings import get_settings
+
+CHUNK = 1024 * 1024  # files are copied a chunk at a time, never held whole
 
 # Artifact names are plain file names: no separators, no "..", nothing hidden.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
@@ -32,7 +37,9 @@ class ArtifactStore(Protocol):
     def key_for(self, experiment_id: int, name: str) -> str: ...
     def dataset_key(self, dataset_id: int, fmt: str) -> str: ...
     def put(self, key: str, data: bytes) -> None: ...
+    def put_file(self, key: str, path: str | Path) -> None: ...
     def get(self, key: str) -> bytes: ...
+    def local_path(self, key: str) -> AbstractContextManager[Path]: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
 
@@ -98,8 +105,29 @@ class LocalArtifactStore(_Keys):
             fh.write(data)
         os.replace(tmp, path)
 
+    def put_file(self, key: str, path: str | Path) -> None:
+        """Store a file's content, copied a chunk at a time (atomic like `put`)."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out, Path(path).open("rb") as source:
+                shutil.copyfileobj(source, out, CHUNK)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    @contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        """The stored file itself (read it, never change it). FileNotFoundError if absent."""
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"no stored file {key!r}")
+        yield path
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -128,9 +156,33 @@ class S3ArtifactStore(_Keys):
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
+    def put_file(self, key: str, path: str | Path) -> None:
+        """Store a file's content, streamed (boto3's managed transfer: multipart when large)."""
+        self.client.upload_file(str(path), self.bucket, self._key(key))
+
     def get(self, key: str) -> bytes:
         body: bytes = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         return body
+
+    @contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        """The object downloaded (streamed) to a temporary file, removed afterwards.
+        FileNotFoundError if there is no such object."""
+        from botocore.exceptions import ClientError
+
+        fd, tmp = tempfile.mkstemp(prefix="trainlab-", suffix=f"-{Path(key).name}")
+        os.close(fd)
+        path = Path(tmp)
+        try:
+            try:
+                self.client.download_file(self.bucket, self._key(key), tmp)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    raise FileNotFoundError(f"no stored object {key!r}") from exc
+                raise
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

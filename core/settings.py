@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     max_upload_ratio: float = Field(
         default=100.0, gt=1, description="Largest inflated/compressed ratio of an NPZ member (zip bombs: ~1000)."
     )
+    max_archive_bytes: int = Field(
+        default=4 * 1024**3,
+        ge=1,
+        description="Size limit of a folder data set's .zip/.tar(.gz) archive (413 above); never held in memory.",
+    )
+    max_archive_files: int = Field(default=100_000, ge=1, description="Sample files one archive may hold (413 above).")
+    max_archive_expanded_bytes: int = Field(
+        default=20 * 1024**3, ge=1, description="An archive may inflate to at most this many bytes (413 above)."
+    )
+    max_archive_ratio: float = Field(
+        default=100.0, gt=1, description="Largest inflated/compressed ratio of an archive or its members (bombs)."
+    )
     max_spec_bytes: int = Field(default=256 * 1024, ge=1024, description="Size limit of one spec (413 above).")
     submit_rate_per_minute: int = Field(
         default=120, ge=1, description="Submissions per user per minute, refused ones included (429)."

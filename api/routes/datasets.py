@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile as StarletteUpload
 
+from api import archives
 from api.deps import CurrentUser, DatasetId, SessionDep
 from api.limits import BodyTooLarge
 from api.schemas import errors
@@ -44,7 +45,9 @@ def _format_of(filename: str, head: bytes) -> str:
         return "npz"
     if filename.lower().endswith((".csv", ".txt")) or not filename:
         return "csv"
-    raise HTTPException(400, detail=f"{filename!r}: upload a CSV (.csv) or an NPZ (.npz) file")
+    raise HTTPException(
+        400, detail=f"{filename!r}: upload a CSV (.csv), an NPZ (.npz), or a .zip/.tar(.gz) archive of class folders"
+    )
 
 
 UPLOAD_BODY = {
@@ -59,7 +62,8 @@ UPLOAD_BODY = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "A CSV with a header row, or an NPZ with arrays X and y.",
+                            "description": "A CSV with a header row, an NPZ with arrays X and y, or a .zip, .tar "
+                            "or .tar.gz of class folders (one folder per class; WAV/FLAC clips or PNG/JPEG images).",
                         },
                         "name": {"type": "string", "maxLength": 255},
                         "target": {"type": "string", "maxLength": 255, "description": "CSV: the column to predict."},
@@ -114,6 +118,8 @@ def _form_fields(form: Any) -> UploadForm:
 
 def _store_upload(session: Session, user: User, upload: StarletteUpload, form: UploadForm) -> Dataset:
     """Read, check and store one upload (in a worker thread: parsing is CPU work)."""
+    if archives.is_folder_archive(upload):  # streamed from disk, never read whole
+        return archives.store_archive(session, user, upload, form.name)
     settings = get_settings()
     raw = _read_limited(upload, settings.max_upload_bytes)
     fmt = _format_of(upload.filename or "", raw[:4])

@@ -69,7 +69,8 @@ def test_a_chunked_upload_over_the_limit_is_a_413(client: TestClient, monkeypatc
     from api.main import create_app
     from tests.conftest import reset_caches
 
-    monkeypatch.setenv("TRAINLAB_MAX_REQUEST_BYTES", str(2 * 1024**2))
+    for limit in ("REQUEST", "UPLOAD", "ARCHIVE"):  # an upload's body limit is the larger of its files' limits
+        monkeypatch.setenv(f"TRAINLAB_MAX_{limit}_BYTES", str(2 * 1024**2))
     reset_caches()
 
     def body() -> Iterator[bytes]:  # no Content-Length: the size is only known as it streams
