@@ -133,7 +133,7 @@ class Dataset(Base):
     format: Mapped[str] = mapped_column(String(8))
     key: Mapped[str] = mapped_column(String(1024))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)  # archives may pass 2 GiB (migration 0007)
     info: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

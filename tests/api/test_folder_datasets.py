@@ -350,3 +350,19 @@ def test_an_archive_is_never_held_in_memory(api_env: Path, tmp_path: Path) -> No
             dataset, peak = with_peak_memory(lambda: store_archive(session, user, upload_file, None))
             assert dataset.size == size and dataset.info["files"] == 24
     assert peak < 8 * 1024**2, peak
+
+
+def test_a_dataset_row_holds_an_archive_size_past_2_gib(client, api_env: Path) -> None:
+    """PostgreSQL's INTEGER stops at 2 GiB - 1; a 5 GiB archive's size must fit (migration 0007)."""
+    from core.db import get_sessionmaker
+    from core.models import Dataset
+    from core.repositories import DatasetRepository
+
+    with get_sessionmaker()() as session:
+        dataset = DatasetRepository(session).add(
+            Dataset(owner_id=None, name="big", format="folder", key="k", sha256="0" * 64, size=5 * 1024**3, info={})
+        )
+        session.commit()
+        dataset_id = dataset.id
+    with get_sessionmaker()() as session:
+        assert session.get(Dataset, dataset_id).size == 5 * 1024**3
