@@ -7,6 +7,7 @@ from typing import Any
 
 from core.artifacts import ArtifactStore
 from core.db import session_scope
+from core.models import Dataset as DatasetRow
 from core.references import resolve_dataset, resolve_experiment
 from ml.data.sources import Dataset
 from ml.data.uploads import load_upload
@@ -27,6 +28,9 @@ class UploadResolver:
                 raise DataError(f"data set {dataset_id} not found")
             key, fmt = row.key, row.format
             target, one_hot = upload_defaults(row.info or {}, data_spec)
+            info = dict(row.info or {})
+        if fmt == "folder":
+            return self._folder(int(dataset_id), key, info, data_spec)
         table = load_upload(self.store.get(key), fmt, target, one_hot)  # DataError if unusable
         return Dataset(
             X=table.X,
@@ -36,6 +40,39 @@ class UploadResolver:
             class_names=table.class_names,
             image_shape=table.image_shape,
         )
+
+
+    def _folder(self, dataset_id: int, key: str, info: dict[str, Any], data_spec: Any) -> Dataset:
+        """A folder archive's decoded features, from the cache beside it when they were built
+        with the same settings before, else decoded now (once per data set and settings)."""
+        from ml.data.perceptual import dataset_from_npz, dataset_to_npz, feature_key, load_folder_dataset
+        from ml.data.uploads import DatasetError
+        from ml.spec import AudioSpec, ImageSpec
+
+        kind = info.get("kind", "audio")
+        settings = (data_spec.audio or AudioSpec()) if kind == "audio" else (data_spec.image or ImageSpec())
+        # Beside the archive; the data set's row lists it, so deleting the data set deletes it too.
+        cache = f"{key.rsplit('/', 1)[0]}/features-{feature_key(kind, settings)}.npz"
+        if self.store.exists(cache):
+            try:
+                return dataset_from_npz(self.store.get(cache))
+            except (DatasetError, ValueError, KeyError, OSError):
+                pass  # a damaged or outdated cache: decode again below
+        with self.store.local_path(key) as path:
+            data = load_folder_dataset(
+                path,
+                kind,
+                audio=settings if isinstance(settings, AudioSpec) else None,
+                image=settings if isinstance(settings, ImageSpec) else None,
+            )
+        self.store.put(cache, dataset_to_npz(data))
+        with session_scope() as session:
+            row = session.get(DatasetRow, dataset_id)
+            if row is not None:
+                caches = sorted({*(row.info or {}).get("feature_caches", []), cache})
+                row.info = {**(row.info or {}), "feature_caches": caches}
+                session.commit()
+        return data
 
 
 def upload_defaults(info: dict[str, Any], data_spec: Any) -> tuple[str | None, bool]:

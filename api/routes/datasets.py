@@ -185,8 +185,10 @@ def delete_dataset(dataset_id: DatasetId, session: SessionDep, user: CurrentUser
     repo = DatasetRepository(session)
     if (users := repo.in_use(dataset_id)) > 0:
         raise HTTPException(409, detail=f"data set {dataset_id} is used by {users} experiment(s); it is kept")
-    key = dataset.key
+    keys = [dataset.key, *(dataset.info or {}).get("feature_caches", [])]  # decoded features of a folder set
     repo.delete(dataset)
     session.commit()
-    get_artifact_store().delete(key)
+    store = get_artifact_store()
+    for key in keys:
+        store.delete(key)
     return Response(status_code=204)
