@@ -118,8 +118,18 @@ class _Archive:
                 yield info.filename, info.file_size, info.compress_size, info
             return
         assert self.tar is not None
+        entries, inflated = 0, 0
         try:
-            for entry in self.tar:
+            # next() rather than iteration, forgetting each header once read: tarfile otherwise
+            # keeps every header it has seen, and a tar of millions of empty entries is a bomb too.
+            while (entry := self.tar.next()) is not None:
+                self.tar.members.clear()  # type: ignore[attr-defined]  # tarfile's list of headers read
+                entries += 1
+                if entries > 2 * (limits.max_files + MAX_CLASSES) + 16:
+                    raise DatasetError(f"the archive holds more than {limits.max_files} files", "too_large")
+                inflated += entry.size  # every member's bytes are inflated, even a skipped one's
+                if inflated > limits.max_expanded_bytes:
+                    raise DatasetError(f"the archive inflates past {limits.max_expanded_bytes} bytes", "too_large")
                 if entry.isdir():
                     continue
                 if entry.issym() or entry.islnk():
@@ -234,6 +244,12 @@ def scan_archive(path: str | Path, limits: FolderLimits | None = None, filename:
             if size > limits.max_file_bytes:
                 raise DatasetError(
                     f"{name}: {size} bytes, more than the {limits.max_file_bytes} allowed per file", "too_large"
+                )
+            if fmt == "tar" and expanded > 1024**2 and expanded > limits.max_ratio * max(1, file.tell()):
+                raise DatasetError(  # the members read so far against the compressed bytes read for them
+                    f"the archive inflates {expanded / max(1, file.tell()):.0f}:1, more than the allowed "
+                    f"{limits.max_ratio:g}:1",
+                    "too_large",
                 )
             expanded += size
             if expanded > limits.max_expanded_bytes:

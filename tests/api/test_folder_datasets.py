@@ -295,6 +295,9 @@ def test_more_files_than_allowed_is_413(client, api_env: Path, monkeypatch: pyte
     directories = zip_of_directories(2100)  # past what 2 files and their folders need: refused unread
     response = upload(client, directories, "dirs.zip")
     assert response.status_code == 413 and "more than 2 files" in response.json()["detail"]
+    folders = tar_of({f"d{i}/.keep": b"" for i in range(2100)})  # hidden files, each skipped: still counted
+    response = upload(client, folders, "dirs.tgz")
+    assert response.status_code == 413 and "more than 2 files" in response.json()["detail"]
     assert stored(client, api_env) == before
 
 
@@ -306,6 +309,22 @@ def test_a_tar_past_the_expanded_total_is_413(client, api_env: Path, monkeypatch
     response = upload(client, content, "x.tar")
     assert response.status_code == 413 and f"inflates past {total - 1} bytes" in response.json()["detail"]
     assert stored(client, api_env) == before
+
+
+def test_skipped_members_count_toward_the_expanded_total(client, api_env: Path, monkeypatch) -> None:
+    total = sum(len(v) for v in AUDIO.values())
+    limit(monkeypatch, max_archive_expanded_bytes=total + 1000)
+    before = stored(client, api_env)
+    response = upload(client, tar_of({**AUDIO, "__MACOSX/genres/._junk": bytes(300_000)}), "x.tgz")
+    assert response.status_code == 413 and "inflates past" in response.json()["detail"]
+    assert stored(client, api_env) == before
+
+
+def test_a_compressed_tar_is_judged_on_the_bytes_read_so_far(client, api_env: Path) -> None:
+    """Two silent clips inflate 1000:1: refused there, before the broken file after them is reached."""
+    members = {"a/quiet.wav": silence(120), "b/quiet.wav": silence(120), "b/broken.wav": b"RIFF junk"}
+    response = upload(client, tar_of(members), "x.tgz")
+    assert response.status_code == 413 and "more than the allowed 100:1" in response.json()["detail"]
 
 
 def test_a_failed_store_leaves_no_row_and_no_file(client, api_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
