@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,10 @@ EXAMPLES = ROOT / "examples"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 # Examples that need another one to have run first (by experiment name).
 ORDER_FIRST = ["transfer-pretrain"]
+# An example whose data is generated and uploaded says so in a comment line:
+#   # data: make_genres --clips 30 --seconds 3
+# (a script of examples/data and its options); its data.source is set to the upload.
+DATA_DIRECTIVE = re.compile(r"^# data: (make_[a-z_]+)((?: --[a-z_]+ [0-9.]+)*)\s*$", re.MULTILINE)
 
 
 def _free_port() -> int:
@@ -145,16 +151,47 @@ def headline(kind: str, summary: dict[str, Any]) -> str:
     return ", ".join(parts) + (f"; diagnosis {verdict}" if verdict else "")
 
 
+def generated_upload(client: Client, text: str, cache: dict[str, int], workdir: Path) -> int | None:
+    """The data set id of an example's generated data (generated, zipped and uploaded once per
+    directive), or None when the example names no generator."""
+    match = DATA_DIRECTIVE.search(text)
+    if match is None:
+        return None
+    directive = match.group(0)
+    if directive not in cache:
+        script, options = match.group(1), match.group(2).split()
+        out = workdir / f"{script}-{len(cache)}"
+        printed = subprocess.run(
+            [sys.executable, str(EXAMPLES / "data" / f"{script}.py"), str(out), *options],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        folder = Path(printed.strip().splitlines()[-1])
+        archive = out / f"{folder.name}.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as packed:
+            for file in sorted(folder.rglob("*")):
+                if file.is_file():
+                    packed.write(file, file.relative_to(folder.parent))
+        cache[directive] = client.upload_dataset(archive, name=folder.name).id
+    return cache[directive]
+
+
 def run(only: list[str], workers: int) -> list[dict[str, Any]]:
     files = sorted(EXAMPLES.glob("*.yaml"), key=lambda p: (p.stem not in ORDER_FIRST, p.stem))
     if only:
         files = [f for f in files if f.stem in only]
     results = []
+    uploads: dict[str, int] = {}
     with EmbeddedService(workers) as service:
         client = Client(service.url, token=service.token)
         for path in files:
-            spec = yaml.safe_load(path.read_text())
+            text = path.read_text()
+            spec = yaml.safe_load(text)
             started = time.monotonic()
+            dataset_id = generated_upload(client, text, uploads, service.dir)
+            if dataset_id is not None:
+                spec.get("base", spec)["data"]["source"] = f"dataset/{dataset_id}"
             experiment = client.submit(spec)
             final = client.wait(experiment.id, poll=1.0, timeout=1800)
             seconds = time.monotonic() - started
