@@ -17,6 +17,8 @@ server returns the experiment the first attempt created instead of creating a se
 from __future__ import annotations
 
 import builtins
+import contextlib
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -38,6 +40,7 @@ from trainlab.models import (
     MetricRows,
 )
 from trainlab.overrides import apply_overrides
+from trainlab.packing import pack_folder
 
 __all__ = [
     "FINAL_STATUSES",
@@ -56,6 +59,7 @@ __all__ = [
 
 # Errors after which the request may not have reached the server, or its answer was lost.
 RETRYABLE = (httpx.TransportError,)
+UPLOAD_READ_SECONDS = 3600.0  # the answer to an upload waits for the server's check of every file
 UpdateCallback = Callable[[Experiment, MetricRows], None]
 
 
@@ -292,13 +296,25 @@ class Client:
         return self._json("GET", "/spec/schema")
 
     def upload_dataset(self, path: str | Path, target: str | None = None, name: str | None = None) -> Dataset:
-        """Upload a CSV or NPZ file; `target` names the label column of a CSV."""
+        """Upload a CSV or NPZ file (`target` names the label column of a CSV), or a folder data
+        set: a .zip/.tar(.gz) of class folders, or a directory of them, packed on the fly into
+        a temporary .zip (stored, not compressed). The file is streamed, never read whole."""
         file = Path(path)
         data = {k: v for k, v in (("target", target), ("name", name)) if v}
         key = uuid.uuid4().hex
-        with file.open("rb") as handle:
-            files = {"file": (file.name, handle.read(), _file_type(file))}
-        answer = self._json("POST", "/datasets", files=files, data=data, headers={"Idempotency-Key": key})
+        timeout = self.http.timeout  # the server checks a folder set's every file before it answers
+        patient = httpx.Timeout(
+            connect=timeout.connect, read=UPLOAD_READ_SECONDS, write=timeout.write, pool=timeout.pool
+        )
+        with contextlib.ExitStack() as stack:
+            if file.is_dir():
+                folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="trainlab-upload-"))
+                file = pack_folder(file, Path(folder) / f"{file.resolve().name or 'dataset'}.zip")
+            handle = stack.enter_context(file.open("rb"))  # rewound by httpx on a retry
+            files = {"file": (file.name, handle, _file_type(file))}
+            answer = self._json(
+                "POST", "/datasets", files=files, data=data, headers={"Idempotency-Key": key}, timeout=patient
+            )
         return Dataset.from_dict(answer)
 
     def dataset(self, dataset_id: int) -> Dataset:
@@ -315,4 +331,6 @@ class Client:
 
 
 def _file_type(file: Path) -> str:
-    return {".csv": "text/csv", ".npz": "application/octet-stream"}.get(file.suffix.lower(), "application/octet-stream")
+    types = {".csv": "text/csv", ".zip": "application/zip", ".tar": "application/x-tar"}
+    types |= {".gz": "application/gzip", ".tgz": "application/gzip"}
+    return types.get(file.suffix.lower(), "application/octet-stream")

@@ -251,12 +251,22 @@ def delete(experiment_id: IdArg, url: UrlOpt = None, token: TokenOpt = None) -> 
     console.print(f"experiment {experiment_id} deleted", highlight=False)
 
 
-datasets = typer.Typer(help="Upload and list datasets (CSV, NPZ); use them as `data: {source: dataset/<id>}`.")
+datasets = typer.Typer(
+    help="Upload and list datasets (CSV, NPZ, or folders of class folders of audio clips or images); "
+    "use them as `data: {source: dataset/<id>}`."
+)
 
 
 @datasets.command("upload")
 def datasets_upload(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A CSV or NPZ file.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            help="A CSV or NPZ file; or a folder data set (one sub-folder per class of WAV/FLAC clips or PNG/JPEG "
+            "images): a .zip/.tar(.gz) of it, or the folder itself (packed into a .zip as it is sent).",
+        ),
+    ],
     target: Annotated[str | None, typer.Option(help="The label column of a CSV.")] = None,
     name: Annotated[str | None, typer.Option(help="A name for it (default: the file's).")] = None,
     as_json: JsonOpt = False,
@@ -265,9 +275,14 @@ def datasets_upload(
 ) -> None:
     """Upload a dataset."""
     with connect(url, token) as client:
-        dataset = client.upload_dataset(file, target=target, name=name)
+        try:
+            dataset = client.upload_dataset(file, target=target, name=name)
+        except ValueError as exc:  # an empty folder
+            fail(str(exc))
     if as_json:
         print_json(dataset.raw)
+    elif dataset.raw.get("format") == "folder":
+        console.print(render.folder_summary(dataset), highlight=False)
     else:
         remembered = f"; target {target} by default" if target else "; give data.target in the spec"
         console.print(
@@ -293,7 +308,8 @@ def datasets_show(
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """One dataset: its shape, columns, target, class counts and the spec line that uses it."""
+    """One dataset: its shape, columns, target, class counts (a folder set: files per class, durations and
+    sample rates or image sizes) and the spec line that uses it."""
     with connect(url, token) as client:
         dataset = client.dataset(dataset_id)
     if as_json:

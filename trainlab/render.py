@@ -308,7 +308,7 @@ def datasets_table(items: Sequence[Dataset]) -> Table:
             str(d.id),
             d.name,
             str(d.raw.get("format") or info.get("format") or ""),
-            number(info.get("rows")),
+            number(info.get("rows", info.get("files"))),  # a folder set: its files
             str(len(columns)) if isinstance(columns, list) and columns and columns[0] is not None else "",
             str(info.get("target") or ""),
             _classes(info),
@@ -317,9 +317,39 @@ def datasets_table(items: Sequence[Dataset]) -> Table:
     return table
 
 
+def _folder_values(info: dict[str, Any]) -> dict[str, Any]:
+    """A folder set's kind, files, and its clips' sample rates and durations or its image sizes."""
+    values: dict[str, Any] = {
+        "kind": f"{info.get('kind', '?')} files in class folders ({info.get('archive', '?')})",
+        "files": f"{info.get('files', 0):,} in {len(info.get('class_counts') or {})} classes",
+    }
+    audio = info.get("audio") or {}
+    if audio.get("sample_rates"):
+        values["sample rates"] = ", ".join(f"{rate} Hz: {n}" for rate, n in audio["sample_rates"].items())
+    if audio.get("seconds"):
+        s = audio["seconds"]
+        values["durations"] = f"{number(s.get('min'))} to {number(s.get('max'))} s, mean {number(s.get('mean'))} s"
+    sizes = (info.get("images") or {}).get("sizes")
+    if sizes:
+        values["image sizes"] = ", ".join(f"{size}: {n}" for size, n in sizes.items())
+    return values
+
+
+def folder_summary(d: Dataset) -> str:
+    """One line after a folder set's upload: what arrived and how a spec names it."""
+    info = d.raw.get("info") or {}
+    counts = info.get("class_counts") or {}
+    return (
+        f"dataset {d.id} ({d.name}): {info.get('files', 0):,} {info.get('kind', '')} files in {len(counts)} "
+        f"classes; use data.source dataset/{d.id} (`trainlab datasets show {d.id}` for the details)"
+    )
+
+
 def dataset_details(d: Dataset) -> Group:
     """One upload: its description, and how a spec uses it."""
     info = d.raw.get("info") or {}
+    if d.raw.get("format") == "folder":
+        return _folder_details(d, info)
     values = {
         "format": d.raw.get("format") or info.get("format"),
         "rows": info.get("rows"),
@@ -340,3 +370,23 @@ def dataset_details(d: Dataset) -> Group:
     if not info.get("target") and info.get("columns"):
         use += "  (add target: COLUMN: no target was given at upload)"
     return Group(table, Text(f"use it: {use}"))
+
+
+def _folder_details(d: Dataset, info: dict[str, Any]) -> Group:
+    table = Table(show_header=False, title=f"dataset {d.id} ({d.name})", title_justify="left")
+    values = {
+        "format": "folder",
+        **_folder_values(info),
+        "size": f"{d.raw.get('size', 0):,} bytes",
+        "sha256": d.raw.get("sha256"),
+    }
+    for key, value in values.items():
+        table.add_row(key, str(value))
+    counts = info.get("class_counts") or {}
+    total = sum(counts.values()) or 1
+    classes = Table("class", "files", "share", title="files per class", title_justify="left")
+    for label, n in counts.items():
+        classes.add_row(str(label), f"{n:,}", f"{n / total:.1%}")
+    block, example = ("audio", "tp2-genres") if info.get("kind") == "audio" else ("image", "images-resnet")
+    use = f"data: {{source: dataset/{d.id}, {block}: {{...}}}}  (as in examples/{example}.yaml)"
+    return Group(table, classes, Text(f"use it: {use}"))
