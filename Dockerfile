@@ -9,6 +9,7 @@ WORKDIR /app
 ARG TORCH=torch==2.13.0
 RUN pip install "${TORCH}"
 
+# No apt packages: soundfile's and Pillow's wheels bundle libsndfile, libjpeg and libpng (folder data sets).
 COPY pyproject.toml README.md alembic.ini ./
 COPY api ./api
 COPY core ./core
