@@ -22,7 +22,8 @@ from ml.reporter import Reporter
 from ml.search.trial import trial_reporter
 from ml.spec import PinnExperimentSpec, TrainExperimentSpec, parse_spec
 from ml.spec.base import Task
-from ml.training.device import resolve_device
+from ml.training.device import as_device, device_summary
+from ml.training.gpu_telemetry import gpu_telemetry
 from ml.training.loop import Tensors, fit
 from ml.training.lr_finder import run_lr_range_test
 from ml.training.optimizer_hooks import Hypergradient
@@ -95,7 +96,7 @@ def run_train(
     started = time.perf_counter()
     reporter = trial_reporter(spec, reporter, context)  # a search trial reports to its study and may be pruned
     generator = seed_everything(spec.seed)
-    device = device or resolve_device(spec.train.device)
+    device = as_device(device, spec.train.device)
     data = select_classes(load_dataset(spec.data, spec.seed, resolve_upload), spec.data.classes)
     s = spec.data.split
     split = split_dataset(data, s.test, s.validation, s.stratify, spec.seed, s.folds, s.fold)
@@ -140,7 +141,11 @@ def run_train(
         class_weights=class_weights,
     )
     fit_started = time.perf_counter()
-    with init.training(), hypergradient.active() if hypergradient else contextlib.nullcontext():
+    with (
+        init.training(),
+        hypergradient.active() if hypergradient else contextlib.nullcontext(),
+        gpu_telemetry(device) as telemetry,
+    ):
         history = fit(
             model,
             Tensors(Xt, yt, Xv, yv),
@@ -194,7 +199,7 @@ def run_train(
             "stopped_early": history.stopped_early,
             "resumed_from_epoch": history.resumed_from,
             "parameters": int(sum(p.numel() for p in model.parameters())),
-            "device": str(device),
+            **run_device_summary(device, telemetry.summary()),
             "training_seconds": round(training_seconds, 3),
             "total_seconds": round(time.perf_counter() - started, 3),
         }
@@ -210,12 +215,21 @@ def run_train(
     return summary
 
 
+def run_device_summary(device: torch.device, telemetry: dict[str, Any]) -> dict[str, Any]:
+    """The summary's ``device`` and, on CUDA, its ``gpu`` block (which GPU, what the run used of it)."""
+    out = device_summary(device)
+    if "gpu" in out:
+        out["gpu"] = {**out["gpu"], **telemetry}
+    return out
+
+
 def _run_pinn(
     spec: PinnExperimentSpec, reporter: Reporter, device: torch.device | None = None, **_: Any
 ) -> dict[str, Any]:
+    """The PINN on the given device, else the spec's ``device`` (auto: CUDA when the worker has one)."""
     from ml.pinn.trainer import run_pinn
 
-    return run_pinn(spec, reporter, device)
+    return run_pinn(spec, reporter, as_device(device, spec.device))
 
 
 def _run_analytic(spec: Any, reporter: Reporter, **kwargs: Any) -> dict[str, Any]:

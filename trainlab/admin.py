@@ -70,11 +70,19 @@ def ensure_first_admin(url: str) -> str | None:
 def users_create(
     name: Annotated[str, typer.Argument(help="User name (unique).")],
     admin: Annotated[bool, typer.Option("--admin", help="Sees and manages everyone's experiments.")] = False,
+    save: Annotated[
+        bool, typer.Option("--save", help="Also write the token and --url to the CLI's config file (TRAINLAB_CONFIG).")
+    ] = False,
+    url: Annotated[
+        str, typer.Option(envvar="TRAINLAB_URL", help="The server's address saved with --save.")
+    ] = "http://127.0.0.1:8000",
 ) -> None:
     """Create a user and print its first API token (shown once; only a hash is stored)."""
     token = create_user(name, admin)
     console.print(f"user {name} created{' (admin)' if admin else ''}; token (shown once):")
     print(token)
+    if save:
+        console.print(f"saved with the URL {url} in {save_client_config(url, token)}: the CLI on this machine uses it")
 
 
 @users_app.command("list")

@@ -3,6 +3,7 @@ fix (no traceback), and the help and token listings read as written."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -75,3 +76,14 @@ def test_help_shows_the_defaults_markup_would_have_eaten() -> None:
     shown = trainlab("list", "--help", columns=100)
     assert shown.returncode == 0
     assert "$TRAINLAB_URL" in shown.stdout and "$TRAINLAB_TOKEN" in shown.stdout
+
+
+def test_users_create_save_writes_the_token_for_the_cli(tmp_path: Path) -> None:
+    env = {"TRAINLAB_DATA_DIR": str(tmp_path / "data"), "TRAINLAB_CONFIG": str(tmp_path / "config.json")}
+    assert trainlab("migrate", **env).returncode == 0
+    done = trainlab("users", "create", "admin", "--admin", "--save", "--url", "http://lab:8000", **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    token = next(line for line in done.stdout.splitlines() if line.startswith("tl_"))
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved == {"url": "http://lab:8000", "token": token}
+    assert (tmp_path / "config.json").stat().st_mode & 0o777 == 0o600
