@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,6 +51,22 @@ class FlakyTransport(httpx.HTTPTransport):
             raise httpx.ConnectError("connection refused", request=request)
         super().handle_request(request).close()  # the server created the experiment...
         raise httpx.ReadError("connection reset by peer", request=request)  # ...but we never hear of it
+
+
+class RecordingTransport(httpx.HTTPTransport):
+    """The real network, with a note of every metric-history download: its query and the rows
+    the server answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.downloads: list[tuple[dict[str, str], list[dict[str, Any]]]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.method == "GET" and request.url.path.endswith("/metrics"):
+            response.read()
+            self.downloads.append((dict(request.url.params), response.json()))
+        return response
 
 
 def test_submit_wait_and_read_back_typed_results(client: Client, tmp_path: Path) -> None:
@@ -132,3 +149,34 @@ def test_a_wrong_token_raises_auth_error(live: tuple[Service, str | None]) -> No
     with Client(service.url, "tl_wrong-token") as wrong, pytest.raises(AuthError) as refused:
         wrong.list()
     assert refused.value.status_code == 401
+
+
+def test_wait_follows_a_run_by_downloading_only_the_new_steps(live: tuple[Service, str | None]) -> None:
+    """Following a run costs O(new points) a poll: the first download is the history so far, each
+    later one asks for the steps after the last one held (after_step) and brings at least one new
+    step, no row comes twice, and the rows handed to on_update are the whole history."""
+    service, token = live
+    transport = RecordingTransport()
+    with Client(service.url, token, transport=transport) as watching:
+        run = watching.submit(long_spec(f"client-follow-{uuid.uuid4().hex[:6]}"))
+        seen: list[int] = []
+
+        def on_update(experiment: Experiment, rows: MetricRows) -> None:
+            seen.append(len(rows))
+            if len(transport.downloads) >= 4 and not (experiment.done or experiment.cancel_requested):
+                watching.cancel(run.id)  # four downloads with new steps are enough: stop the run
+
+        final = watching.wait(run.id, on_update=on_update, poll=0.2, timeout=120)
+        history = watching.metrics(run.id).as_dicts()
+    assert final.status == "cancelled"
+    downloads = transport.downloads[:-1]  # the last one is the check above, not a poll
+    assert len(downloads) >= 4
+    assert "after_step" not in downloads[0][0]
+    held = max(r["step"] for r in downloads[0][1])
+    for params, rows in downloads[1:]:
+        assert int(params["after_step"]) == held
+        assert rows and min(r["step"] for r in rows) > held  # only new steps, and some
+        held = max(r["step"] for r in rows)
+    downloaded = [(r["step"], r["split"], r["name"]) for _, rows in downloads for r in rows]
+    assert len(downloaded) == len(set(downloaded)) == len(history) == seen[-1]
+    assert sorted(downloaded) == sorted((r["step"], r["split"], r["name"]) for r in history)
