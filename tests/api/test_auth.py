@@ -47,9 +47,10 @@ def test_isolation_matrix(client: TestClient, world, method: str, path: str) -> 
         response = client.request(method, url, headers=as_user(client, token) if token else {"Authorization": ""})
         assert response.status_code == status, (who, method, url, response.text)
     if method == "POST":  # the other user's attempt changed nothing before the owner's cancel
-        assert client.get(url.replace("/cancel", ""), headers=as_user(client, world["owner"])).json()[
-            "status"
-        ] == "cancelled"
+        assert (
+            client.get(url.replace("/cancel", ""), headers=as_user(client, world["owner"])).json()["status"]
+            == "cancelled"
+        )
 
 
 def test_lists_show_only_your_own_and_admins_see_all(client: TestClient, world) -> None:

@@ -74,7 +74,7 @@ def test_a_chunked_upload_over_the_limit_is_a_413(client: TestClient, monkeypatc
     reset_caches()
 
     def body() -> Iterator[bytes]:  # no Content-Length: the size is only known as it streams
-        yield b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\na,b\n"
+        yield b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\na,b\n'
         for _ in range(4):
             yield b"1,2\n" * 262_144
         yield b"\r\n--xyz--\r\n"

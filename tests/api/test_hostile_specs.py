@@ -61,21 +61,53 @@ def references_to(dataset: int, experiment: int) -> dict[str, dict[str, Any]]:
         "train data": {**TRAIN, "data": theirs},
         "train init": {**TRAIN, "init": {"from_experiment": experiment}},
         "train init by name": {**TRAIN, "init": {"from_experiment": "alice-pretrain"}},
-        "compare base": {"name": "c", "kind": "compare", "base": {**base, "data": theirs},
-                         "variants": [{"label": "a", "set": {}}, {"label": "b", "set": {"seed": 2}}]},
-        "compare variant path": {"name": "c", "kind": "compare", "base": base, "variants": [
-            {"label": "a", "set": {}},
-            {"label": "b", "set": {"data.source": f"dataset/{dataset}", "data.target": "label"}}]},
-        "compare variant block": {"name": "c", "kind": "compare", "base": base, "variants": [
-            {"label": "a", "set": {}}, {"label": "b", "set": {"data": theirs}}]},
-        "compare variant init": {"name": "c", "kind": "compare", "base": base, "variants": [
-            {"label": "a", "set": {}}, {"label": "b", "set": {"init.from_experiment": experiment}}]},
-        "search base": {"name": "s", "kind": "search", "base": {**base, "data": theirs},
-                        "space": {"train.optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}},
-        "search choice": {"name": "s", "kind": "search", "base": base, "trials": 2, "space": {
-            "data": {"type": "categorical", "choices": [own, theirs]}}},
-        "search init choice": {"name": "s", "kind": "search", "base": base, "trials": 2, "space": {
-            "init.from_experiment": {"type": "categorical", "choices": ["alice-pretrain"]}}},
+        "compare base": {
+            "name": "c",
+            "kind": "compare",
+            "base": {**base, "data": theirs},
+            "variants": [{"label": "a", "set": {}}, {"label": "b", "set": {"seed": 2}}],
+        },
+        "compare variant path": {
+            "name": "c",
+            "kind": "compare",
+            "base": base,
+            "variants": [
+                {"label": "a", "set": {}},
+                {"label": "b", "set": {"data.source": f"dataset/{dataset}", "data.target": "label"}},
+            ],
+        },
+        "compare variant block": {
+            "name": "c",
+            "kind": "compare",
+            "base": base,
+            "variants": [{"label": "a", "set": {}}, {"label": "b", "set": {"data": theirs}}],
+        },
+        "compare variant init": {
+            "name": "c",
+            "kind": "compare",
+            "base": base,
+            "variants": [{"label": "a", "set": {}}, {"label": "b", "set": {"init.from_experiment": experiment}}],
+        },
+        "search base": {
+            "name": "s",
+            "kind": "search",
+            "base": {**base, "data": theirs},
+            "space": {"train.optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}},
+        },
+        "search choice": {
+            "name": "s",
+            "kind": "search",
+            "base": base,
+            "trials": 2,
+            "space": {"data": {"type": "categorical", "choices": [own, theirs]}},
+        },
+        "search init choice": {
+            "name": "s",
+            "kind": "search",
+            "base": base,
+            "trials": 2,
+            "space": {"init.from_experiment": {"type": "categorical", "choices": ["alice-pretrain"]}},
+        },
         "ensemble base": {"name": "e", "kind": "ensemble", "members": 2, "base": {**base, "data": theirs}},
         "kfold": {**TRAIN, "data": {**theirs, "split": {"folds": 3}}},
     }
@@ -113,11 +145,27 @@ def test_a_missing_and_a_foreign_data_set_read_the_same(client: TestClient, lab:
         ({**TRAIN, "trial": {"study": "trainlab-search-1", "number": 9}}, "trial"),
         ({**TRAIN, "data": {"source": "builtin/iris", "split": {"folds": 5, "fold": 1}}}, "fold"),
         ({**TRAIN, "data": {"source": "builtin/iris", "sample": MEMBER}}, "sample"),
-        ({"name": "c", "kind": "compare", "base": TRAIN, "variants": [
-            {"label": "a", "set": {}}, {"label": "b", "set": {"trial.study": "trainlab-search-1", "trial.number": 1}}]},
-         "trial"),
-        ({"name": "s", "kind": "search", "base": TRAIN, "space": {
-            "data.split.fold": {"type": "int", "low": 0, "high": 1}}}, "fold"),
+        (
+            {
+                "name": "c",
+                "kind": "compare",
+                "base": TRAIN,
+                "variants": [
+                    {"label": "a", "set": {}},
+                    {"label": "b", "set": {"trial.study": "trainlab-search-1", "trial.number": 1}},
+                ],
+            },
+            "trial",
+        ),
+        (
+            {
+                "name": "s",
+                "kind": "search",
+                "base": TRAIN,
+                "space": {"data.split.fold": {"type": "int", "low": 0, "high": 1}},
+            },
+            "fold",
+        ),
     ],
 )
 def test_fields_only_the_server_sets_are_refused(client: TestClient, spec: dict, field: str) -> None:
@@ -144,8 +192,12 @@ def test_a_yaml_alias_bomb_is_refused_before_it_expands(client: TestClient) -> N
         ('{"name": "x", "seed": ' + "9" * 5000 + "}", "application/json", 400, "digits"),
         ("name: x\nseed: " + "9" * 5000 + "\n", "application/yaml", 400, "digits"),
         (json.dumps({"name": "x", "description": "y" * 20_000}), "application/json", 413, "longer"),
-        (json.dumps({"name": "x", "data": {"source": "builtin/iris", "options": {"big": list(range(30_000))}}}),
-         "application/json", 413, "values"),
+        (
+            json.dumps({"name": "x", "data": {"source": "builtin/iris", "options": {"big": list(range(30_000))}}}),
+            "application/json",
+            413,
+            "values",
+        ),
         (json.dumps({**TRAIN, "pad": "z" * 300_000}), "application/json", 413, "limit"),
         (json.dumps(TRAIN), "text/plain", 415, "application/json"),
     ],
@@ -177,11 +229,13 @@ def test_networks_that_would_exhaust_a_worker_are_refused(client: TestClient) ->
 def test_a_fan_out_child_cannot_fan_out(client: TestClient) -> None:
     token = client.headers["Authorization"].split()[1]
     variants = [{"label": "a", "set": {}}, {"label": "b", "set": {"data.split.folds": 20}}]
-    assert "fan out" in json.dumps(refused(client, token, {"name": "c", "kind": "compare", "base": TRAIN,
-                                                         "variants": variants}))
+    assert "fan out" in json.dumps(
+        refused(client, token, {"name": "c", "kind": "compare", "base": TRAIN, "variants": variants})
+    )
     space = {"data.split.folds": {"type": "categorical", "choices": [2, 20]}}
-    assert "fan out" in json.dumps(refused(client, token, {"name": "s", "kind": "search", "base": TRAIN,
-                                                         "space": space}))
+    assert "fan out" in json.dumps(
+        refused(client, token, {"name": "s", "kind": "search", "base": TRAIN, "space": space})
+    )
 
 
 def test_search_validation_cost_is_bounded(client: TestClient) -> None:
@@ -189,8 +243,9 @@ def test_search_validation_cost_is_bounded(client: TestClient) -> None:
     choices = [[w] for w in range(1, 101)]
     space = {f"model.hidden.{i}": {"type": "categorical", "choices": choices} for i in range(32)}
     base = {**TRAIN, "model": {"hidden": [8] * 32}}
-    assert "at most" in json.dumps(refused(client, token, {"name": "s", "kind": "search", "base": base,
-                                                           "space": space}))
+    assert "at most" in json.dumps(
+        refused(client, token, {"name": "s", "kind": "search", "base": base, "space": space})
+    )
     # 500 enqueued points of 5 values each are checked against the space, not re-validated
     space = {f"model.hidden.{i}": {"type": "int", "low": 1, "high": 64} for i in range(5)}
     points = [{f"model.hidden.{i}": (n + i) % 64 + 1 for i in range(5)} for n in range(500)]
@@ -198,8 +253,12 @@ def test_search_validation_cost_is_bounded(client: TestClient) -> None:
     assert client.post("/api/v1/experiments", json=spec).status_code == 201
     outside = {**spec, "enqueue": [*points[:3], {"model.hidden.0": 65}]}
     assert "outside the space" in json.dumps(refused(client, token, outside))
-    ranged = {"name": "s", "kind": "search", "base": TRAIN,
-              "space": {"init.from_experiment": {"type": "int", "low": 1, "high": 1000}}}
+    ranged = {
+        "name": "s",
+        "kind": "search",
+        "base": TRAIN,
+        "space": {"init.from_experiment": {"type": "int", "low": 1, "high": 1000}},
+    }
     assert "listed choices" in json.dumps(refused(client, token, ranged))
 
 

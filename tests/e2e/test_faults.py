@@ -206,8 +206,9 @@ def ghost_claim(service: Service, spec: dict) -> int:
             repo = ExperimentRepository(session)
             owner = session.query(User).filter_by(name="tester").one()
             parsed = parse_spec(spec)
-            row = repo.create(name=spec["name"], kind=experiment_kind(parsed), spec=parsed.model_dump(mode="json"),
-                              owner_id=owner.id)
+            row = repo.create(
+                name=spec["name"], kind=experiment_kind(parsed), spec=parsed.model_dump(mode="json"), owner_id=owner.id
+            )
             session.flush()
             assert RunRepository(session).claim(row.id, "ghost@gone/1/dead")
             row.heartbeat_at = utcnow() - timedelta(seconds=60)
