@@ -213,3 +213,42 @@ def lr_curve_png(learning_rates: Values, title: str = "Learning-rate schedule", 
         PNG bytes.
     """
     return overlay_curves_png({"learning rate": learning_rates}, title, "learning rate", xlabel=xlabel)
+
+
+def samples_png(
+    X: NDArray[np.floating],
+    y: NDArray[np.integer],
+    shape: Sequence[int],
+    class_names: Sequence[str],
+    per_class: int = 2,
+) -> bytes:
+    """A grid of the first `per_class` samples of each class (at most 10 classes), drawn from
+    their C x H x W rows: spectrograms (one channel, frequency up) or images (three channels)."""
+    channels, height, width = (1, *shape) if len(shape) == 2 else tuple(shape)
+    classes = list(range(min(len(class_names), 10)))
+    fig = Figure(figsize=(1.8 * per_class + 0.6, 1.5 * len(classes) + 0.4), dpi=DPI)
+    spectrogram = channels == 1 and width > 2 * height
+    for row, c in enumerate(classes):
+        picks = np.flatnonzero(y == c)[:per_class]
+        for col in range(per_class):
+            ax = fig.add_subplot(len(classes), per_class, row * per_class + col + 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(str(class_names[c])[:14], fontsize=8)
+            if col >= len(picks):
+                continue
+            sample = np.asarray(X[picks[col]], dtype=np.float64).reshape(channels, height, width)
+            if channels == 3:
+                low, high = sample.min(), sample.max()
+                ax.imshow(((sample - low) / max(high - low, 1e-12)).transpose(1, 2, 0), interpolation="nearest")
+            else:
+                ax.imshow(
+                    sample[0],
+                    origin="lower" if spectrogram else "upper",
+                    aspect="auto",
+                    cmap="magma" if spectrogram else "gray",
+                    interpolation="nearest",
+                )
+    fig.suptitle("log-mel spectrograms by class" if spectrogram else "samples by class", fontsize=9)
+    return _to_png(fig)

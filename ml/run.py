@@ -160,6 +160,12 @@ def run_train(
     training_seconds = time.perf_counter() - fit_started
 
     reporter.save_artifact("model.pt", state_dict_bytes(model), "application/octet-stream")
+    if spec.evaluate.plots and data.image_shape is not None and data.task == "classification":
+        from ml import plots
+
+        train_rows = split.train  # what the decoded inputs look like, before preprocessing
+        samples = plots.samples_png(data.X[train_rows], data.y[train_rows], data.image_shape, data.class_names)
+        reporter.save_artifact("samples.png", samples, "image/png")
     Xs, _ = _tensors(X_test, data.y[split.test], data.task, device)
     summary = evaluate_run(
         spec=spec,

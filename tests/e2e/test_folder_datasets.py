@@ -74,6 +74,8 @@ def test_an_audio_folder_trains_a_spectrogram_cnn_with_class_names(service, genr
     assert summary["dataset"]["classes"] == sorted(GENRES_USED)
     assert summary["test"]["confusion_matrix"]["labels"] == sorted(GENRES_USED)
     assert any(r["step"] == "spec_augment" for r in summary["preprocess"])
+    artifacts = {a["name"] for a in service.http.get(f"/api/v1/experiments/{first['id']}/artifacts").json()}
+    assert {"samples.png", "confusion_matrix.png"} <= artifacts  # spectrograms by genre, the matrix named
     caches = service.http.get(f"/api/v1/datasets/{dataset['id']}").json()["info"]["feature_caches"]
     assert len(caches) == 1
     # the same settings again: the cached features are read, no second cache is written

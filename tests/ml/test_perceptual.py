@@ -190,3 +190,14 @@ def test_resnets_take_images_and_spectrograms() -> None:
     assert sum(p.numel() for p in r34.parameters()) > sum(p.numel() for p in r18.parameters())
     with pytest.raises(ValueError, match="applies to type 'resnet' only"):
         ModelSpec(type="cnn", depth=18)
+
+
+def test_image_shaped_runs_draw_samples_by_class() -> None:
+    from ml.reporter import RecordingReporter
+    from ml.run import run_experiment
+
+    reporter = RecordingReporter()
+    spec = {"name": "d", "data": {"source": "builtin/digits"}, "model": {"type": "cnn"}, "train": {"epochs": 1}}
+    run_experiment(spec, reporter)
+    png = reporter.artifacts["samples.png"]
+    assert png.startswith(b"\x89PNG") and Image.open(io.BytesIO(png)).size[1] > 300
