@@ -36,6 +36,8 @@ from ml.pinn.exact import heat_exact, initial_condition_torch, relative_l2_error
 from ml.pinn.plots import heatmap_png, heatmaps_png
 from ml.reporter import PrintingReporter, Reporter
 from ml.spec.pinn import PdeSpec, PinnExperimentSpec, PinnNetworkSpec
+from ml.training.device import as_device, device_summary
+from ml.training.gpu_telemetry import gpu_telemetry
 
 TERMS = ("pde", "initial", "boundary", "boundary_derivative")
 # A loss this many times its untrained value is a divergence even while it is finite.
@@ -440,7 +442,7 @@ class _Trainer:
 
 def run_pinn(spec: PinnExperimentSpec, reporter: Reporter, device: torch.device | None = None) -> dict:
     """Train the PINN the spec describes, report progress and plots, return a JSON-able summary."""
-    device = torch.device("cpu") if device is None else torch.device(device)
+    device = as_device(device, spec.device)
     dtype = torch.float64 if spec.optimizer.dtype == "float64" else torch.float32
     torch.manual_seed(spec.seed)  # the weights; the points have a generator of their own
     model = HeatPinn(spec.network, spec.pde).to(device=device, dtype=dtype)
@@ -451,13 +453,14 @@ def run_pinn(spec: PinnExperimentSpec, reporter: Reporter, device: torch.device 
         f"PINN heat_1d: {n_params} parameters, {points.n_int} interior points, {spec.optimizer.dtype} on {device}"
     )
 
-    trainer.start()
-    adam_done = trainer.adam()
-    lbfgs_done = 0 if trainer.out_of_time else trainer.lbfgs(adam_done)
-    if adam_done + lbfgs_done == 0:
-        trainer.checkpoint(0, "initial", spec.optimizer.adam_lr)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    with gpu_telemetry(device) as telemetry:
+        trainer.start()
+        adam_done = trainer.adam()
+        lbfgs_done = 0 if trainer.out_of_time else trainer.lbfgs(adam_done)
+        if adam_done + lbfgs_done == 0:
+            trainer.checkpoint(0, "initial", spec.optimizer.adam_lr)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
     training_seconds = time.perf_counter() - trainer.start_time
 
     # Compare with the exact solution on the evaluation grid.
@@ -508,10 +511,12 @@ def run_pinn(spec: PinnExperimentSpec, reporter: Reporter, device: torch.device 
         "time_limit_reached": trainer.out_of_time,
         "parameters": n_params,
         "collocation_points": {"interior": points.n_int, "initial": points.n_ic, "boundary": points.n_bc},
-        "device": str(device),
+        **device_summary(device),
         "dtype": spec.optimizer.dtype,
         "torch_threads": torch.get_num_threads(),
     }
+    if "gpu" in summary:
+        summary["gpu"] |= telemetry.summary()
     reporter.log(f"done: loss {summary['final_loss']:.3e}, relative L2 error {rel_l2:.3e}, {training_seconds:.1f} s")
     return summary
 

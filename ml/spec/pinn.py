@@ -148,3 +148,6 @@ class PinnExperimentSpec(ExperimentHeader):
     optimizer: PinnOptimizerSpec = Field(default_factory=PinnOptimizerSpec)
     log_every: int = Field(default=100, ge=1, le=MAX_STEPS)
     evaluation_grid: EvaluationGridSpec = Field(default_factory=EvaluationGridSpec)
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto: CUDA when the worker has one, else CPU (as a train run's train.device)."
+    )

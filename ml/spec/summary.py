@@ -168,6 +168,7 @@ class TrainSummary(Summary):
     resumed_from_epoch: int | None
     parameters: int
     device: str
+    gpu: GpuReport | None = None
     training_seconds: float
     total_seconds: float
     threshold: Threshold | None = None
@@ -175,6 +176,27 @@ class TrainSummary(Summary):
     lr_range_test: LrRangeTest | None = None
     init: TransferInit | None = None
     hypergradient: HypergradientReport | None = None
+
+
+class GpuUtilization(SummaryModel):
+    """The GPU's utilization sampled through NVML while the run trained (the whole device's)."""
+
+    mean_percent: float | None
+    max_percent: int | None
+    samples: int
+    interval_seconds: float
+
+
+class GpuReport(SummaryModel):
+    """Which GPU a run used (torch's index in the worker's process, the host's id it stands for
+    when `CUDA_VISIBLE_DEVICES` names one) and what it used of it."""
+
+    index: int
+    name: str
+    total_memory_mb: int
+    visible_as: str | None = None
+    peak_memory_mb: float | None = None
+    utilization: GpuUtilization | None = None
 
 
 class PinnSteps(SummaryModel):
@@ -198,6 +220,7 @@ class PinnSummary(Summary):
     parameters: int
     collocation_points: dict[str, int]
     device: str
+    gpu: GpuReport | None = None
     dtype: str
     torch_threads: int
 

@@ -166,7 +166,7 @@ def test_a_run_with_augmentation_is_reproducible() -> None:
         "data": {"source": "builtin/digits", "split": {"test": 0.3, "validation": 0.3}},
         "preprocess": [{"step": "minmax", "per_feature": False}, {"step": "image", "shift": 1, "rotate": 10}],
         "model": {"type": "mlp", "hidden": [16]},
-        "train": {"epochs": 2, "batch_size": 128},
+        "train": {"epochs": 2, "batch_size": 128, "device": "cpu"},  # bitwise: CPU kernels only
         "evaluate": {"plots": False},
     }
     first, second = run_experiment(spec), run_experiment(spec)

@@ -204,7 +204,8 @@ def test_short_run_lowers_every_term_reports_and_draws():
 
 
 def test_same_seed_same_result():
-    spec = small_spec(optimizer={"adam_steps": 40, "lbfgs_steps": 0}, log_every=20)
+    # bitwise equality: pinned to the CPU (CUDA kernels are not bitwise deterministic)
+    spec = small_spec(optimizer={"adam_steps": 40, "lbfgs_steps": 0}, log_every=20, device="cpu")
     first = run_pinn(spec, RecordingReporter())
     second = run_pinn(spec, RecordingReporter())
     assert first["final_loss"] == second["final_loss"]
