@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from examples import screenshots
 from trainlab.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,6 +184,7 @@ def run(only: list[str], workers: int) -> list[dict[str, Any]]:
         files = [f for f in files if f.stem in only]
     results = []
     uploads: dict[str, int] = {}
+    ids: dict[str, int] = {}  # example name -> experiment id, for the screenshots
     with EmbeddedService(workers) as service:
         client = Client(service.url, token=service.token)
         for path in files:
@@ -194,6 +196,7 @@ def run(only: list[str], workers: int) -> list[dict[str, Any]]:
                 spec.get("base", spec)["data"]["source"] = f"dataset/{dataset_id}"
             experiment = client.submit(spec)
             final = client.wait(experiment.id, poll=1.0, timeout=1800)
+            ids[path.stem] = final.id
             seconds = time.monotonic() - started
             row = {
                 "example": path.name,
@@ -204,6 +207,7 @@ def run(only: list[str], workers: int) -> list[dict[str, Any]]:
             }
             print(f"{row['example']:32} {row['status']:10} {seconds:6.1f} s  {row['result']}", flush=True)
             results.append(row)
+        screenshots.capture(service.url, service.token, ids, ROOT / "docs" / "screenshots")
     return results
 
 

@@ -96,7 +96,7 @@ def run_train(
     started = time.perf_counter()
     reporter = trial_reporter(spec, reporter, context)  # a search trial reports to its study and may be pruned
     generator = seed_everything(spec.seed)
-    device = as_device(device, spec.train.device)
+    device = as_device(device, spec_device(spec, spec.train.device))
     data = select_classes(load_dataset(spec.data, spec.seed, resolve_upload), spec.data.classes)
     s = spec.data.split
     split = split_dataset(data, s.test, s.validation, s.stratify, spec.seed, s.folds, s.fold)
@@ -221,6 +221,17 @@ def run_train(
     return summary
 
 
+def spec_device(spec: Any, name: str) -> str:
+    """The device a spec asks for: ``cpu`` when its resources say ``cpu_only`` (it was routed to a
+    CPU-only worker's queue), else its ``device`` field."""
+    resources = getattr(spec, "resources", None)
+    if resources is not None and resources.cpu_only:
+        if name == "cuda":
+            raise ValueError("resources.cpu_only and device 'cuda' contradict each other; set one of them")
+        return "cpu"
+    return name
+
+
 def run_device_summary(device: torch.device, telemetry: dict[str, Any]) -> dict[str, Any]:
     """The summary's ``device`` and, on CUDA, its ``gpu`` block (which GPU, what the run used of it)."""
     out = device_summary(device)
@@ -235,7 +246,7 @@ def _run_pinn(
     """The PINN on the given device, else the spec's ``device`` (auto: CUDA when the worker has one)."""
     from ml.pinn.trainer import run_pinn
 
-    return run_pinn(spec, reporter, as_device(device, spec.device))
+    return run_pinn(spec, reporter, as_device(device, spec_device(spec, spec.device)))
 
 
 def _run_analytic(spec: Any, reporter: Reporter, **kwargs: Any) -> dict[str, Any]:

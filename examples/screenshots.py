@@ -1,0 +1,106 @@
+"""Dashboard screenshots for the README, taken by `make examples` in headless Chromium (Debian's
+chromium + chromium-driver, driven by Selenium as in tests/dashboard) once the examples have run
+on its service: the list, a train run, a compare, a search and a k-fold, each the whole page.
+
+Written to docs/screenshots/<page>.png; a page whose example did not run is left as it was.
+Without Chromium it says so and takes none (the examples still count).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+WIDTH, MAX_HEIGHT = 1280, 2600
+# screenshot name -> the example whose experiment page it shows (None: the list)
+PAGES: dict[str, str | None] = {
+    "list": None,
+    "train": "quickstart",
+    "compare": "optimizers-compare",
+    "search": "search-tpe",
+    "kfold": "kfold",
+}
+
+
+def _eventually(probe: Callable[[], Any], timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def _browser() -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--window-size={WIDTH},1000",
+    ):
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="trainlab-screenshots-")
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=DriverService(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    driver.profile_dir = profile
+    return driver
+
+
+def _settled(driver: Any, page: str) -> None:
+    """Wait for the page's data: its rows or charts drawn, its images loaded, animations over."""
+    _eventually(lambda: driver.execute_script("return document.readyState") == "complete")
+    if page == "list":
+        _eventually(lambda: driver.find_elements("css selector", "#experiments tr[data-id]"))
+    else:
+        _eventually(lambda: driver.execute_script("return Object.keys(window.trainlabCharts || {}).length > 0"))
+    _eventually(lambda: driver.execute_script("return [...document.images].every(i => i.complete)"), timeout=10)
+    time.sleep(1.5)  # Chart.js animations and the first refresh
+
+
+def capture(url: str, token: str, experiments: dict[str, int], out: Path) -> list[Path]:
+    """Sign in with the token and save each page of PAGES whose example ran; returns the files."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        print("screenshots: no headless Chromium (apt-get install -y chromium chromium-driver): none taken")
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    driver = _browser()
+    saved = []
+    try:
+        driver.get(f"{url}/login")
+        driver.find_element("id", "token").send_keys(token)
+        driver.find_element("id", "sign-in").click()
+        _eventually(lambda: driver.execute_script("return document.body.dataset.page") == "list")
+        for name, example in PAGES.items():
+            if example is not None and example not in experiments:
+                continue
+            driver.set_window_size(WIDTH, 1000)
+            driver.get(f"{url}/" if example is None else f"{url}/experiments/{experiments[example]}")
+            _settled(driver, name)
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.set_window_size(WIDTH, min(MAX_HEIGHT, int(height) + 20))
+            time.sleep(0.5)
+            path = out / f"{name}.png"
+            driver.save_screenshot(str(path))
+            saved.append(path)
+            print(f"screenshot {path.relative_to(out.parent.parent) if out.parent.parent in path.parents else path}")
+    finally:
+        driver.quit()
+        shutil.rmtree(driver.profile_dir, ignore_errors=True)
+    return saved
