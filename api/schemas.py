@@ -57,9 +57,16 @@ class ExperimentRead(ExperimentBrief):
         description="The last logged step and its values (GET of one experiment); poll "
         "`/metrics/series?after_step=` for the points since the step you already have.",
     )
+    warning: str | None = Field(
+        default=None,
+        description="Why a queued experiment may wait forever: no live worker serves its resources "
+        "(GPUs, cpu_only); it names what it needs and what the live workers offer.",
+    )
 
     @classmethod
-    def of(cls, experiment: Experiment, latest: LatestMetrics | None = None) -> ExperimentRead:
+    def of(
+        cls, experiment: Experiment, latest: LatestMetrics | None = None, warning: str | None = None
+    ) -> ExperimentRead:
         brief = ExperimentBrief.model_validate(experiment).model_dump()
         return cls(
             **brief,
@@ -74,6 +81,7 @@ class ExperimentRead(ExperimentBrief):
             timings=Timings(**durations(experiment)),
             children=[ExperimentBrief.model_validate(c) for c in experiment.children],
             latest_metrics=latest,
+            warning=warning,
         )
 
 

@@ -7,10 +7,11 @@ from functools import lru_cache
 
 from celery import Celery
 
+from core.resources import CPU_QUEUE, DEFAULT_QUEUE, gpu_queue
 from core.settings import Settings, get_settings
 
 TASK_RUN_EXPERIMENT = "trainlab.run_experiment"
-DEFAULT_QUEUE = "trainlab"
+MAX_GPU_QUEUE = 16  # gpu1..gpu16: the most GPUs one spec may ask for (ml.spec.base.MAX_GPUS)
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -64,8 +65,9 @@ def get_celery_app() -> Celery:
 PRIORITIES = {"high": 0, "normal": 5, "low": 9}
 
 
-def send_run_experiment(experiment_id: int, priority: str = "normal") -> None:
-    """Queue "run experiment N" (the only thing the broker ever carries).
+def send_run_experiment(experiment_id: int, priority: str = "normal", queue: str = DEFAULT_QUEUE) -> None:
+    """Queue "run experiment N" (the only thing the broker ever carries) on the queue of its
+    resource class (`core.resources.queue_for` of its spec).
 
     The queue is declared again on every send: kombu remembers what it declared, but a Redis
     restarted without persistence has forgotten the queue's binding, and a message sent to an
@@ -77,13 +79,18 @@ def send_run_experiment(experiment_id: int, priority: str = "normal") -> None:
         app.send_task(
             TASK_RUN_EXPERIMENT,
             args=[experiment_id],
-            queue=DEFAULT_QUEUE,
+            queue=queue,
             priority=PRIORITIES.get(priority, 5),
             producer=producer,
         )
 
 
+def all_queues() -> list[str]:
+    """Every queue an experiment can be sent to."""
+    return [DEFAULT_QUEUE, CPU_QUEUE] + [gpu_queue(n) for n in range(1, MAX_GPU_QUEUE + 1)]
+
+
 def queued_message_count() -> int:
-    """Messages waiting in the broker's queue (an empty Redis queue has no key at all)."""
+    """Messages waiting in the broker's queues (an empty Redis queue has no key at all)."""
     with get_celery_app().connection_for_write() as conn:
-        return int(conn.default_channel._size(DEFAULT_QUEUE))
+        return sum(int(conn.default_channel._size(queue)) for queue in all_queues())

@@ -207,6 +207,9 @@ class WorkerBeat(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    # What it serves: the Celery queues it consumes (comma-separated) and its GPUs.
+    queues: Mapped[str] = mapped_column(String(500), default="trainlab", server_default="trainlab")
+    gpus: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Metric(Base):

@@ -32,7 +32,19 @@ class Settings(BaseSettings):
     worker_memory_mb: int = Field(
         default=0, ge=0, description="Data memory of one run process (MemoryError above: the run fails); 0: none."
     )
-    worker_queues: str = Field(default="trainlab", description="Comma-separated queues a worker consumes.")
+    worker_queues: str | None = Field(
+        default=None,
+        description="Comma-separated queues a worker consumes; default: from its GPUs (trainlab and cpu "
+        "without GPUs; trainlab, gpu1..gpuN with N GPUs).",
+    )
+    worker_gpus: str | None = Field(
+        default=None,
+        description="GPU ids a worker uses (`0,1`; empty: none); default: CUDA_VISIBLE_DEVICES, else "
+        "every GPU torch sees.",
+    )
+    worker_cpu_runs: bool | None = Field(
+        default=None, description="Whether a worker takes `resources.cpu_only` runs; default: only without GPUs."
+    )
     torch_threads: int | None = Field(default=None, ge=1, description="Default: cores / concurrency.")
     cancel_poll_seconds: float = Field(default=0.5, gt=0, description="How often a run checks for cancel.")
     max_request_bytes: int = Field(default=100 * 1024 * 1024, description="Body size limit (413 above).")

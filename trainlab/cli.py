@@ -60,10 +60,41 @@ def _serve_cmd(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port)]
 
 
-def _worker_cmd(concurrency: int | None, name: str) -> list[str]:
+def _detected_gpus() -> list[str]:
+    """The GPU ids this host offers a worker: CUDA_VISIBLE_DEVICES when set, else every GPU torch sees."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [v.strip() for v in visible.split(",") if v.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _worker_resources(gpus: str | None, cpu_runs: bool | None) -> tuple[list[str], list[str]]:
+    """(GPU ids, queues) of a worker: `--gpus` (or TRAINLAB_WORKER_GPUS, CUDA_VISIBLE_DEVICES,
+    the GPUs torch sees), and the queues of its resource class unless TRAINLAB_WORKER_QUEUES names them."""
+    from core.resources import parse_queues, worker_queues
     from core.settings import get_settings
 
     settings = get_settings()
+    chosen = gpus if gpus is not None else settings.worker_gpus
+    if chosen is not None:
+        ids = [] if chosen.strip().lower() in ("", "none", "cpu") else parse_queues(chosen)
+    else:
+        ids = _detected_gpus()
+    cpu = cpu_runs if cpu_runs is not None else settings.worker_cpu_runs
+    return ids, parse_queues(settings.worker_queues) or worker_queues(len(ids), cpu)
+
+
+def _worker_cmd(concurrency: int | None, name: str, gpus: str | None = None, cpu_runs: bool | None = None) -> list[str]:
+    """The Celery command line of a worker; its GPUs go to its environment (CUDA_VISIBLE_DEVICES:
+    the runs see only these; none: the CPU), inherited by the command."""
+    from core.settings import get_settings
+
+    settings = get_settings()
+    ids, queues = _worker_resources(gpus, cpu_runs)
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
+    os.environ["TRAINLAB_WORKER_GPUS"] = ",".join(ids)
     return [
         sys.executable,
         "-m",
@@ -76,7 +107,7 @@ def _worker_cmd(concurrency: int | None, name: str) -> list[str]:
         "--concurrency",
         str(concurrency or settings.worker_concurrency),
         "-Q",
-        settings.worker_queues,
+        ",".join(queues),
         "-n",
         f"{name}@%h",
         "--without-gossip",
@@ -97,9 +128,23 @@ def serve(
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Experiments at once (default: setting).")] = None,
     name: Annotated[str, typer.Option(help="Worker name (unique per host).")] = "worker",
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="GPU ids this worker uses, e.g. 0,1 ('none': CPU only); default: CUDA_VISIBLE_DEVICES, "
+            "else every GPU torch sees. It takes runs asking for up to that many GPUs (queues gpu1..gpuN)."
+        ),
+    ] = None,
+    cpu_runs: Annotated[
+        bool | None,
+        typer.Option(
+            "--cpu-runs/--no-cpu-runs",
+            help="Also take resources.cpu_only runs (queue cpu); default: only a worker without GPUs does.",
+        ),
+    ] = None,
 ) -> None:
-    """Run one Celery worker alone."""
-    os.execv(sys.executable, _worker_cmd(concurrency, name))
+    """Run one Celery worker alone (one per GPU, or one for several GPUs: see README, GPU server)."""
+    os.execv(sys.executable, _worker_cmd(concurrency, name, gpus, cpu_runs))
 
 
 @app.command()
@@ -115,7 +160,7 @@ def up(
             f"first start: created the user admin, token {token} (saved in {admin.config_path()} "
             "for the CLI; sign in to the dashboard with it)"
         )
-    procs = [subprocess.Popen(_serve_cmd(host, port)), subprocess.Popen(_worker_cmd(None, "worker"))]
+    procs = [subprocess.Popen(_serve_cmd(host, port)), subprocess.Popen(_worker_cmd(None, "worker", cpu_runs=True))]
     console.print(f"trainlab up: dashboard and API on http://{local}:{port} (docs at /docs), one worker; Ctrl-C stops.")
 
     def stop(*_: Any) -> None:

@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 from core.db import get_engine, session_scope
 from core.operations import WorkerRepository
 from core.repositories import RunRepository
+from core.resources import DEFAULT_QUEUE, GPU_QUEUE_PREFIX, parse_queues
 from core.settings import get_settings
 from workers import tasks  # noqa: F401  (registers the task)
 from workers.limits import apply_memory_budget
@@ -61,7 +62,8 @@ def _start_reconciler(sender: Any = None, **_: Any) -> None:
     """Repair lost work at start, then periodically."""
     global _reconciler
     name = str(getattr(sender, "hostname", "") or _hostname())
-    _reconciler = Reconciler(name, get_settings().worker_concurrency)
+    queues, gpus = advertised()
+    _reconciler = Reconciler(name, get_settings().worker_concurrency, queues, gpus)
     _reconciler.start()
 
 
@@ -80,6 +82,17 @@ def _drain(sender: Any = None, sig: str | None = None, how: str | None = None, *
         log.warning("shutting down (%s, %s): %d running experiment(s) will be re-queued", sig, how, count)
     except Exception:
         log.exception("could not ask running experiments to re-queue")
+
+
+def advertised() -> tuple[list[str], int]:
+    """What this worker serves: the queues it consumes (`-Q`) and its GPUs (`trainlab worker
+    --gpus`, else as many as its highest gpuN queue)."""
+    queues = list(app.amqp.queues.consume_from) or [DEFAULT_QUEUE]
+    ids = get_settings().worker_gpus
+    if ids is not None:
+        return queues, len(parse_queues(ids))
+    sizes = [q[len(GPU_QUEUE_PREFIX) :] for q in queues if q.startswith(GPU_QUEUE_PREFIX)]
+    return queues, max((int(n) for n in sizes if n.isdigit()), default=0)
 
 
 def _hostname() -> str:

@@ -18,6 +18,7 @@ from core.celery_app import send_run_experiment
 from core.db import session_scope
 from core.models import FINAL_STATUSES, ErrorReason, Experiment, Status, utcnow
 from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository, RunRepository, durations
+from core.resources import queue_for
 from core.settings import get_settings
 from ml.context import RunContext
 from ml.fanout.base import ChildPlan, ChildResult, Planner, experiment_kind
@@ -64,12 +65,16 @@ def _result(child: Experiment) -> ChildResult:
 
 def _create_children(repo: ExperimentRepository, parent: Experiment, plans: list[ChildPlan]) -> list[int]:
     ids = []
+    resources = parent.spec.get("resources")
     for plan in plans:
         kind = experiment_kind(parse_spec(plan.spec))
+        spec = plan.spec
+        if resources and "resources" not in spec:  # a child needs what its parent asked for
+            spec = {**spec, "resources": resources}
         child = repo.create(
             name=plan.name[:200],
             kind=kind,
-            spec=plan.spec,
+            spec=spec,
             parent_id=parent.id,
             owner_id=parent.owner_id,
             priority=parent.priority,
@@ -79,7 +84,7 @@ def _create_children(repo: ExperimentRepository, parent: Experiment, plans: list
     return ids
 
 
-def _claim_window(repo: ExperimentRepository, parent: Experiment) -> list[tuple[int, str]]:
+def _claim_window(repo: ExperimentRepository, parent: Experiment) -> list[tuple[int, str, str]]:
     """Children to send now: at most `fanout_window` of a parent's children are in the broker or
     running at once, so one user's 200-trial search cannot fill the queue ahead of everyone."""
     children = list(parent.children)
@@ -89,13 +94,13 @@ def _claim_window(repo: ExperimentRepository, parent: Experiment) -> list[tuple[
     chosen = pending[:room]
     for child in chosen:
         repo.mark_dispatched(child.id)
-    return [(c.id, c.priority) for c in chosen]
+    return [(c.id, c.priority, queue_for(c.spec)) for c in chosen]
 
 
-def _send(children: list[tuple[int, str]]) -> None:
-    for child_id, priority in children:
+def _send(children: list[tuple[int, str, str]]) -> None:
+    for child_id, priority, queue in children:
         try:
-            send_run_experiment(child_id, priority)
+            send_run_experiment(child_id, priority, queue)
         except Exception:  # stays queued in the database; the reconciler re-dispatches it
             log.exception("could not queue child experiment %s", child_id)
 

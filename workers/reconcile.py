@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from core.db import session_scope
 from core.models import ErrorReason, Status, utcnow
 from core.operations import WorkerRepository
 from core.repositories import ExperimentRepository, MonitoringRepository, RecoveryRepository, RunRepository
+from core.resources import DEFAULT_QUEUE, queue_for
 from core.settings import get_settings
 from workers.fanout import advance_parent
 
@@ -60,12 +62,12 @@ def recover_expired_runs() -> list[int]:
                 runs.finish(experiment.id, Status.failed, error=error, reason=ErrorReason.worker_lost)
                 log.warning("experiment %s failed: %s", experiment.id, error)
             elif runs.requeue(experiment.id, expired_before=cutoff, lost=True):
-                requeued.append((experiment.id, experiment.priority))
+                requeued.append((experiment.id, experiment.priority, queue_for(experiment.spec)))
         session.commit()
-    for experiment_id, priority in requeued:
+    for experiment_id, priority, queue in requeued:
         log.warning("experiment %s lost its worker; re-queued to resume from its checkpoint", experiment_id)
-        send_run_experiment(experiment_id, priority)
-    return [i for i, _ in requeued]
+        send_run_experiment(experiment_id, priority, queue)
+    return [i for i, _, _ in requeued]
 
 
 def redispatch_lost_messages() -> list[int]:
@@ -83,13 +85,13 @@ def redispatch_lost_messages() -> list[int]:
         candidates = recovery.lost_queued(now - NEVER_SENT_GRACE, sent_before)
         if any(e.dispatched_at is not None for e in candidates) and not broker_queue_empty():
             candidates = [e for e in candidates if e.dispatched_at is None or recovery.overtaken(e)]
-        chosen = [(e.id, e.priority) for e in candidates]
-        for experiment_id, _ in chosen:
+        chosen = [(e.id, e.priority, queue_for(e.spec)) for e in candidates]
+        for experiment_id, _, _ in chosen:
             repo.mark_dispatched(experiment_id)
         session.commit()
-    for experiment_id, priority in chosen:
-        send_run_experiment(experiment_id, priority)
-    return [i for i, _ in chosen]
+    for experiment_id, priority, queue in chosen:
+        send_run_experiment(experiment_id, priority, queue)
+    return [i for i, _, _ in chosen]
 
 
 def finish_stalled_parents() -> None:
@@ -105,18 +107,21 @@ def fold_counters() -> None:
         session.commit()
 
 
-def heartbeat(worker: str, concurrency: int) -> None:
-    """This worker is alive (seen by `/health`, `/metrics` and `trainlab doctor`)."""
+def heartbeat(worker: str, concurrency: int, queues: Sequence[str] = (DEFAULT_QUEUE,), gpus: int = 0) -> None:
+    """This worker is alive (seen by `/health`, `/metrics` and `trainlab doctor`), with what it
+    serves (the queues it consumes, its GPUs: whether a queued experiment can ever run)."""
     with session_scope() as session:
-        WorkerRepository(session).beat(worker, concurrency)
+        WorkerRepository(session).beat(worker, concurrency, queues=queues, gpus=gpus)
         session.commit()
 
 
-def reconcile_once(worker: str | None = None, concurrency: int = 1) -> None:
+def reconcile_once(
+    worker: str | None = None, concurrency: int = 1, queues: Sequence[str] = (DEFAULT_QUEUE,), gpus: int = 0
+) -> None:
     """One pass of every repair; errors are logged, never raised (the worker keeps running)."""
     if worker is not None:
         try:
-            heartbeat(worker, concurrency)
+            heartbeat(worker, concurrency, queues, gpus)
         except Exception:
             log.exception("reconciler: heartbeat failed")
     for repair in (recover_expired_runs, redispatch_lost_messages, finish_stalled_parents, fold_counters):
@@ -126,11 +131,13 @@ def reconcile_once(worker: str | None = None, concurrency: int = 1) -> None:
             log.exception("reconciler: %s failed", repair.__name__)
 
 
-def reconcile_forever(stop: Any, worker: str | None = None, concurrency: int = 1) -> None:
+def reconcile_forever(
+    stop: Any, worker: str | None = None, concurrency: int = 1, queues: Sequence[str] = (DEFAULT_QUEUE,), gpus: int = 0
+) -> None:
     """The reconciler's loop: a pass now, then one every `reconcile_seconds` until `stop` is set."""
     every = get_settings().reconcile_seconds
     while True:
-        reconcile_once(worker, concurrency)
+        reconcile_once(worker, concurrency, queues, gpus)
         if stop.wait(every):
             return
 
@@ -143,13 +150,15 @@ class Reconciler:
     bookkeeping in a state that can keep it from ever writing ("database is locked").
     """
 
-    def __init__(self, worker: str | None = None, concurrency: int = 1) -> None:
+    def __init__(
+        self, worker: str | None = None, concurrency: int = 1, queues: Sequence[str] = (DEFAULT_QUEUE,), gpus: int = 0
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         # Kept referenced: the child unpickles it after start(), which drops the Process's args.
         self._stop_event = context.Event()
         self._process = context.Process(
             target=reconcile_forever,
-            args=(self._stop_event, worker, concurrency),
+            args=(self._stop_event, worker, concurrency, tuple(queues), gpus),
             name="trainlab-reconciler",
             daemon=True,
         )

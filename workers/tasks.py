@@ -26,6 +26,7 @@ from core.db import session_scope
 from core.models import ErrorReason, Status
 from core.references import unresolved
 from core.repositories import ExperimentRepository, RunRepository
+from core.resources import DEFAULT_QUEUE, queue_for
 from core.settings import get_settings
 from ml.context import RunContext
 from ml.planners import planner_for
@@ -69,8 +70,9 @@ def _requeue(experiment_id: int, worker: str, lost: bool) -> bool:
         experiment = ExperimentRepository(session).get(experiment_id)
         session.commit()
         priority = experiment.priority if experiment else "normal"
+        queue = queue_for(experiment.spec) if experiment else DEFAULT_QUEUE
     if done:
-        send_run_experiment(experiment_id, priority)
+        send_run_experiment(experiment_id, priority, queue)
     return done
 
 

@@ -27,8 +27,10 @@ from api.spec_body import read_document, validate_spec
 from core.artifacts import delete_files, get_artifact_store
 from core.celery_app import send_run_experiment
 from core.models import FINAL_STATUSES, Experiment, Status, User, utcnow
+from core.operations import WorkerRepository
 from core.references import unresolved
 from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository, RunRepository
+from core.resources import queue_for, unservable_reason
 from core.settings import get_settings
 from ml.spec import experiment_kind
 from ml.spec.references import SpecReferences, spec_references
@@ -115,13 +117,20 @@ def _create(
         response.status_code = 200
         return ExperimentRead.of(earlier)
     dispatch(session, experiment)
-    return ExperimentRead.of(experiment)
+    return ExperimentRead.of(experiment, warning=routing_warning(session, experiment))
+
+
+def routing_warning(session: Session, experiment: Experiment) -> str | None:
+    """For a queued experiment: why no live worker can run it (its resources), or None."""
+    if experiment.status != Status.queued:
+        return None
+    return unservable_reason(experiment.spec, WorkerRepository(session).live_queues())
 
 
 def dispatch(session: Session, experiment: Experiment) -> None:
     """Send "run experiment N"; if the broker is down the row stays queued for the reconciler."""
     try:
-        send_run_experiment(experiment.id, experiment.priority)
+        send_run_experiment(experiment.id, experiment.priority, queue_for(experiment.spec))
         ExperimentRepository(session).mark_dispatched(experiment.id)
         session.commit()
     except Exception:
@@ -206,7 +215,11 @@ def get_experiment(experiment: ExperimentDep, session: SessionDep) -> Experiment
     values: dict[str, dict[str, float | None]] = {}
     for split, name, value in latest[1] if latest else ():
         values.setdefault(split, {})[name] = value
-    return ExperimentRead.of(experiment, LatestMetrics(step=latest[0], values=values) if latest else None)
+    return ExperimentRead.of(
+        experiment,
+        LatestMetrics(step=latest[0], values=values) if latest else None,
+        warning=routing_warning(session, experiment),
+    )
 
 
 SplitQuery = Annotated[str | None, Query(max_length=32, description="Only this split (train, validation...).")]

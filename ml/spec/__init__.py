@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
 
-from ml.spec.base import ExperimentHeader, StrictModel
+from ml.spec.base import ExperimentHeader, ResourcesSpec, StrictModel
 from ml.spec.compare import CompareExperimentSpec, VariantSpec
 from ml.spec.data import BUILTIN_SOURCES, AudioSpec, DataSpec, ImageSpec, SampleSpec, SplitSpec
 from ml.spec.ensemble import EnsembleExperimentSpec
@@ -86,6 +86,7 @@ __all__ = [
     "PinnExperimentSpec",
     "PreprocessStep",
     "PrunerSpec",
+    "ResourcesSpec",
     "SampleSpec",
     "SPEC_VERSION",
     "SearchExperimentSpec",

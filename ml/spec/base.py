@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ml.spec.versions import SPEC_VERSION
 
@@ -22,6 +22,8 @@ MAX_SAMPLES = 1_000_000
 # the pre-activations, activations and their gradients: ~800 MB).
 MAX_DENSE_WEIGHTS = 80_000_000
 MAX_ACTIVATIONS = 64 * 1024 * 1024
+# The most GPUs one experiment may ask for (queues gpu1..gpu16: core.celery_app.MAX_GPU_QUEUE).
+MAX_GPUS = 16
 
 
 def base_with_defaults(value: Any, info: Any) -> Any:
@@ -36,6 +38,29 @@ class StrictModel(BaseModel):
     """Base of every spec block: unknown fields are an error, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class ResourcesSpec(StrictModel):
+    """What a run needs of a worker: the server routes it to a worker that has it (a Celery queue
+    per resource class: ``cpu``, ``gpu1``, ``gpu2``...; no block: any worker)."""
+
+    gpus: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_GPUS,
+        description="GPUs the run needs; it goes to a worker with at least that many (0: any worker).",
+    )
+    cpu_only: bool = Field(
+        default=False,
+        description="Run on a worker that takes CPU-only runs (small runs that should not hold a GPU); "
+        "the run then trains on the CPU.",
+    )
+
+    @model_validator(mode="after")
+    def _one_or_the_other(self) -> ResourcesSpec:
+        if self.cpu_only and self.gpus:
+            raise ValueError(f"cpu_only: true asks for no GPU, but gpus is {self.gpus}; set one of them")
+        return self
 
 
 class ExperimentHeader(StrictModel):
@@ -55,4 +80,8 @@ class ExperimentHeader(StrictModel):
     )
     priority: Literal["low", "normal", "high"] = Field(
         default="normal", description="Queue priority among the waiting experiments (PostgreSQL + Redis set-up)."
+    )
+    resources: ResourcesSpec | None = Field(
+        default=None,
+        description="GPUs or CPU only: which workers may run it (a fan-out's children inherit it).",
     )
