@@ -14,6 +14,7 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep
+from core.gpus import gpu_readings
 from core.models import FINAL_STATUSES, Status
 from core.operations import WorkerRepository, worker_timeout
 from core.repositories import MonitoringRepository
@@ -84,6 +85,7 @@ class ExperimentCollector:
             "Workers running an experiment now.",
             monitoring.busy_workers(),
         )
+        yield from _gpu_gauges()
         histograms = monitoring.histograms()
         yield _histogram(
             "trainlab_experiment_queued_seconds", "Time from submission to start, by kind.", histograms["queued"]
@@ -91,6 +93,23 @@ class ExperimentCollector:
         yield _histogram(
             "trainlab_experiment_run_seconds", "Run time of finished experiments, by kind.", histograms["run"]
         )
+
+
+def _gpu_gauges() -> Iterator[Metric]:
+    """Per-GPU gauges of the API's host (NVML); none without nvidia-ml-py or a driver."""
+    readings = gpu_readings()
+    if not readings:
+        return
+    labels = ["gpu", "name", "uuid"]
+    utilization = GaugeMetricFamily("trainlab_gpu_utilization_percent", "GPU utilization (NVML).", labels=labels)
+    used = GaugeMetricFamily("trainlab_gpu_memory_used_bytes", "GPU memory in use (NVML).", labels=labels)
+    total = GaugeMetricFamily("trainlab_gpu_memory_total_bytes", "GPU memory (NVML).", labels=labels)
+    for r in readings:
+        key = [str(r.index), r.name, r.uuid]
+        utilization.add_metric(key, r.utilization_percent)
+        used.add_metric(key, r.memory_used_bytes)
+        total.add_metric(key, r.memory_total_bytes)
+    yield from (utilization, used, total)
 
 
 @router.get("/metrics", include_in_schema=False)
