@@ -149,9 +149,9 @@ def test_a_tar_gz_of_flac_clips(client, api_env: Path) -> None:
 
 @pytest.mark.parametrize(("fmt", "suffix", "packer"), [("PNG", "png", "zip"), ("JPEG", "jpg", "tar")])
 def test_image_sets(client, api_env: Path, fmt: str, suffix: str, packer: str) -> None:
-    members = {
-        f"shapes/circle/{i}.{suffix}": picture(12, 8, fmt, seed=i) for i in range(3)
-    } | {f"shapes/square/{i}.{suffix}": picture(16, 16, fmt, seed=10 + i) for i in range(2)}
+    members = {f"shapes/circle/{i}.{suffix}": picture(12, 8, fmt, seed=i) for i in range(3)} | {
+        f"shapes/square/{i}.{suffix}": picture(16, 16, fmt, seed=10 + i) for i in range(2)
+    }
     content = zip_of(members, zipfile.ZIP_DEFLATED) if packer == "zip" else tar_of(members, gz=False)
     response = upload(client, content, f"shapes.{packer}")
     assert response.status_code == 201, response.text
