@@ -102,6 +102,8 @@ def submit(
         exp = client.submit(spec)
         if not as_json:
             console.print(f"submitted experiment {exp.id} ({exp.name})", highlight=False)
+            if exp.raw.get("warning"):
+                console.print(f"warning: {exp.raw['warning']}", highlight=False, style="yellow")
         if wait:
             exp = client.wait(exp.id) if as_json else follow(client, exp, console)
     if as_json:

@@ -169,6 +169,12 @@ def experiment_details(exp: Experiment) -> Group:
         ),
     ]
     summary = exp.summary
+    if exp.raw.get("warning"):  # a queued run no live worker can serve: why
+        parts.append(Text(f"warning: {exp.raw['warning']}", style="yellow"))
+    if summary.get("device"):
+        gpu = summary.get("gpu") if isinstance(summary.get("gpu"), dict) else None
+        where = f" ({gpu.get('name')}, index {gpu.get('index')})" if gpu else ""
+        parts.append(Text(f"device {summary['device']}{where}"))
     if exp.test_metrics:
         parts.append(_key_values("test", exp.test_metrics))
     validation = exp.validation_metrics

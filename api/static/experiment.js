@@ -75,8 +75,9 @@ function renderState(exp, metrics) {
     await api(`/experiments/${exp.id}/cancel`, { method: "POST" });
   };
   fill("actions", FINAL.includes(exp.status) ? null : h("button", { type: "button", id: "cancel", onclick: cancel }, "cancel"));
-  const error = fill("error", exp.error ? errorLine(exp.error_reason, exp.error) : "");
-  error.hidden = !exp.error;
+  // a queued run no live worker can serve says why (its resources) where an error would be
+  const error = fill("error", exp.error ? errorLine(exp.error_reason, exp.error) : exp.warning || "");
+  error.hidden = !(exp.error || exp.warning);
 }
 
 function renderDiagnosis(summary) {
@@ -103,6 +104,20 @@ function renderDiagnosis(summary) {
   fill("warnings", warnings.map((w) => h("li", {}, typeof w === "string" ? w : JSON.stringify(w))));
 }
 
+function deviceFacts(summary) {
+  // where it ran: cpu or cuda:N, and on CUDA which GPU and what the run used of it
+  if (!summary.device) return {};
+  const facts = { device: summary.device };
+  const gpu = summary.gpu;
+  if (gpu && typeof gpu === "object") {
+    facts.gpu = `${gpu.name} (index ${gpu.index}${gpu.visible_as !== undefined ? `, host GPU ${gpu.visible_as}` : ""})`;
+    if (typeof gpu.peak_memory_mb === "number") facts["peak memory (MB)"] = gpu.peak_memory_mb;
+    const u = gpu.utilization;
+    if (u && typeof u.mean_percent === "number") facts["utilization (mean %)"] = u.mean_percent;
+  }
+  return facts;
+}
+
 function renderSummary(summary) {
   const run = Object.fromEntries(SUMMARY_SCALARS.filter((k) => k in summary).map((k) => [k, summary[k]]));
   if (summary.threshold && typeof summary.threshold === "object") run.threshold = summary.threshold.value;
@@ -116,6 +131,7 @@ function renderSummary(summary) {
     keyValueCard("ensemble gain over the mean member", scalars(summary.gain_over_member_mean)),
     keyValueCard("baseline", scalars(summary.baseline)),
     keyValueCard("run", scalars(run)),
+    keyValueCard("device", deviceFacts(summary)),
   ].filter(Boolean);
   show("summary-section", cards.length > 0);
   fill("summary", cards);

@@ -140,6 +140,7 @@ def test_a_finished_experiment_shows_curves_diagnosis_and_plots(
     assert [p["y"] for p in shown] == pytest.approx([m.value for m in stored])
     verdict = signed_in.find_element("id", "verdict").text
     assert finished.diagnosis is not None and verdict == finished.diagnosis.verdict
+    assert f"device {finished.summary['device']}" in signed_in.find_element("id", "summary").text  # where it ran
     advice = signed_in.find_elements("css selector", "#diagnosis .advice li")
     assert [a.text for a in advice] == finished.diagnosis.advice
     images = eventually(lambda: signed_in.find_elements("css selector", "#plots img"), what="the plots")
