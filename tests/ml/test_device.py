@@ -109,3 +109,18 @@ def test_mixed_precision_trains_on_cuda_without_the_cpu_note() -> None:
     assert not any("mixed_precision ignored" in m for m in reporter.messages)
     assert summary["epochs_run"] == 3
     assert all(v == v for v in reporter.series("train", "loss"))  # finite (no NaN from the scaler)
+
+
+def test_children_of_a_fan_out_run_on_their_specs_device() -> None:
+    """k-fold children (and every fan-out's) run through the same runners: their base's device."""
+    from ml.local import LocalHost
+
+    host = LocalHost()
+    spec = {**TRAIN, "name": "kfold-device", "data": {**TRAIN["data"], "split": {"folds": 2, "test": 0.2}}}
+    parent = host.run(with_device(spec, "cpu"))
+    children = [host.experiments[i] for i in parent.children]
+    assert parent.status == "succeeded" and len(children) == 2
+    assert all(c.summary is not None and c.summary["device"] == "cpu" for c in children)
+    auto = host.run(spec)
+    devices = {host.experiments[i].summary["device"].split(":")[0] for i in auto.children}  # type: ignore[index]
+    assert devices == {"cuda" if CUDA else "cpu"}
