@@ -1,5 +1,7 @@
 """Metric histories and submissions: trainlab's API against an MLflow tracking server, same
-machine, both on SQLite, both over HTTP, both started by this script.
+machine, both on SQLite, both over HTTP, both started by this script and up at once, measured in
+--rounds rounds in turn (a busy moment of a shared machine falls on both); each side decodes its
+answers (MlflowClient builds its Metric objects, trainlab's side parses the JSON).
 
 - one metric's 10,000-point history: trainlab `GET /metrics/series?split=validation&name=loss`
   against MLflow's `get_metric_history` (the REST `metrics/get-history` the UI uses);
@@ -9,7 +11,7 @@ Runs only where `mlflow` is importable (`pip install .[mlflow]`, an optional ext
 imports it); otherwise it says so and exits 0. Last line: the ratios (goal: history >= 5x faster,
 POST >= 1x MLflow's rate).
 
-    .venv/bin/python benchmarks/vs_mlflow.py [--repeats 15] [--points 10000]
+    .venv/bin/python benchmarks/vs_mlflow.py [--rounds 5] [--repeats 5] [--points 10000]
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -32,14 +36,14 @@ sys.path.insert(0, str(ROOT))
 SPEC = {"name": "vs-mlflow", "data": {"source": "builtin/iris"}, "train": {"epochs": 3}}
 
 
-def median_ms(call: Callable[[], object], repeats: int) -> float:
-    call()
+def timed_ms(call: Callable[[], object], repeats: int) -> list[float]:
+    call()  # warm
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         call()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return times
 
 
 def wait_up(url: str, timeout: float = 120) -> None:
@@ -54,13 +58,30 @@ def wait_up(url: str, timeout: float = 120) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """Stop a server and every process it started (MLflow's uvicorn and job runners): the whole
+    process group, which start_new_session made its own."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):  # the second one only finds what lingers
+        try:
+            os.killpg(server.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            continue
+        time.sleep(0.5)
+
+
 def free_port() -> int:
     from tests.services import free_port as port
 
     return port()
 
 
-def trainlab_side(folder: Path, points: int, repeats: int) -> dict[str, float]:
+@contextmanager
+def trainlab_side(folder: Path, points: int) -> Iterator[dict[str, Callable[[], object]]]:
+    """A trainlab API (embedded default) holding one run's history; yields the timed calls."""
     env = {
         **os.environ,
         "TRAINLAB_DATA_DIR": str(folder / "trainlab"),
@@ -100,16 +121,19 @@ def trainlab_side(folder: Path, points: int, repeats: int) -> dict[str, float]:
         params = {"split": "validation", "name": "loss"}
         answer = http.get(f"/experiments/{run_id}/metrics/series", params=params).json()
         assert len(answer["series"][0]["steps"]) == points
-        return {
-            "history": median_ms(lambda: http.get(f"/experiments/{run_id}/metrics/series", params=params), repeats),
-            "submit": median_ms(lambda: http.post("/experiments", json=SPEC), repeats),
+        # Both sides decode the answer, as MlflowClient does.
+        yield {
+            "history": lambda: http.get(f"/experiments/{run_id}/metrics/series", params=params).json(),
+            "submit": lambda: http.post("/experiments", json=SPEC).json(),
         }
+        http.close()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
 
-def mlflow_side(folder: Path, points: int, repeats: int) -> dict[str, float]:
+@contextmanager
+def mlflow_side(folder: Path, points: int) -> Iterator[dict[str, Callable[[], object]]]:
+    """An MLflow tracking server (SQLite) holding one run's history; yields the timed calls."""
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
@@ -146,27 +170,37 @@ def mlflow_side(folder: Path, points: int, repeats: int) -> dict[str, float]:
         for start in range(0, points, 1000):  # log-batch takes 1,000 metrics a call
             client.log_batch(run, metrics=metrics[start : start + 1000])
         assert len(client.get_metric_history(run, "val_loss")) == points
-        return {
-            "history": median_ms(lambda: client.get_metric_history(run, "val_loss"), repeats),
-            "submit": median_ms(lambda: client.create_run(experiment), repeats),
+        yield {
+            "history": lambda: client.get_metric_history(run, "val_loss"),
+            "submit": lambda: client.create_run(experiment),
         }
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds over both servers, interleaved")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls of each request per round")
     parser.add_argument("--points", type=int, default=10_000)
     args = parser.parse_args()
     if importlib.util.find_spec("mlflow") is None:
         print("mlflow is not installed (pip install .[mlflow]): nothing to compare against; skipped")
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        ours = trainlab_side(Path(tmp), args.points, args.repeats)
-        theirs = mlflow_side(Path(tmp), args.points, args.repeats)
-    print(f"median of {args.repeats} (ms) | trainlab | MLflow")
+    samples: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        sides = {
+            "trainlab": stack.enter_context(trainlab_side(Path(tmp), args.points)),
+            "MLflow": stack.enter_context(mlflow_side(Path(tmp), args.points)),
+        }
+        # Both servers up at once, measured in turn: a busy moment of a shared machine falls on both.
+        for _ in range(args.rounds):
+            for side, calls in sides.items():
+                for what, call in calls.items():
+                    samples.setdefault((side, what), []).extend(timed_ms(call, args.repeats))
+    ours = {what: statistics.median(samples[("trainlab", what)]) for what in ("history", "submit")}
+    theirs = {what: statistics.median(samples[("MLflow", what)]) for what in ("history", "submit")}
+    print(f"median of {args.rounds} interleaved rounds x {args.repeats} calls (ms) | trainlab | MLflow")
     print(f"one metric, {args.points:,} points | {ours['history']:.1f} | {theirs['history']:.1f}")
     print(f"submit one (POST /experiments vs runs/create) | {ours['submit']:.1f} | {theirs['submit']:.1f}")
     print(
