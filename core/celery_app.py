@@ -90,7 +90,8 @@ def all_queues() -> list[str]:
     return [DEFAULT_QUEUE, CPU_QUEUE] + [gpu_queue(n) for n in range(1, MAX_GPU_QUEUE + 1)]
 
 
-def queued_message_count() -> int:
-    """Messages waiting in the broker's queues (an empty Redis queue has no key at all)."""
+def queued_message_count(queue: str | None = None) -> int:
+    """Messages waiting in one of the broker's queues, or in all of them (an empty Redis queue
+    has no key at all)."""
     with get_celery_app().connection_for_write() as conn:
-        return sum(int(conn.default_channel._size(queue)) for queue in all_queues())
+        return sum(int(conn.default_channel._size(q)) for q in ([queue] if queue else all_queues()))

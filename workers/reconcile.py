@@ -24,7 +24,7 @@ from typing import Any
 
 from core.celery_app import queued_message_count, send_run_experiment
 from core.db import session_scope
-from core.models import ErrorReason, Status, utcnow
+from core.models import ErrorReason, Experiment, Status, utcnow
 from core.operations import WorkerRepository
 from core.repositories import ExperimentRepository, MonitoringRepository, RecoveryRepository, RunRepository
 from core.resources import DEFAULT_QUEUE, queue_for
@@ -35,10 +35,11 @@ log = logging.getLogger(__name__)
 NEVER_SENT_GRACE = timedelta(seconds=5)
 
 
-def broker_queue_empty() -> bool:
-    """Whether the broker holds no waiting message (False when it cannot tell)."""
+def broker_queue_empty(queue: str | None = None) -> bool:
+    """Whether the broker holds no waiting message in `queue` (None: in any queue); False when it
+    cannot tell."""
     try:
-        return queued_message_count() == 0
+        return queued_message_count(queue) == 0
     except Exception:
         return False
 
@@ -72,10 +73,12 @@ def recover_expired_runs() -> list[int]:
 
 def redispatch_lost_messages() -> list[int]:
     """Send again the queued experiments whose message the broker lost: never sent, or sent
-    more than `redispatch_after_seconds` ago and either the queue is empty or a message sent
-    after it (of no higher priority) has already started, which an in-order broker would not
-    do if this one were still there. Queued experiments whose cancel was requested are
-    finished. A duplicate message is harmless: only one worker can claim the row."""
+    more than `redispatch_after_seconds` ago and either its queue is empty or (default queue) a
+    message sent after it (of no higher priority) has already started, which an in-order broker
+    would not do if this one were still there. A message waiting in a resource queue (cpu, gpuN)
+    whose workers are busy or absent is not sent again while that queue holds messages: another
+    queue's runs starting says nothing about it. Queued experiments whose cancel was requested
+    are finished. A duplicate message is harmless: only one worker can claim the row."""
     settings = get_settings()
     now = utcnow()
     sent_before = now - timedelta(seconds=settings.redispatch_after_seconds)
@@ -84,7 +87,15 @@ def redispatch_lost_messages() -> list[int]:
         RunRepository(session).cancel_waiting()
         candidates = recovery.lost_queued(now - NEVER_SENT_GRACE, sent_before)
         if any(e.dispatched_at is not None for e in candidates) and not broker_queue_empty():
-            candidates = [e for e in candidates if e.dispatched_at is None or recovery.overtaken(e)]
+            empty: dict[str, bool] = {}
+
+            def lost(e: Experiment) -> bool:
+                queue = queue_for(e.spec)
+                if queue not in empty:
+                    empty[queue] = broker_queue_empty(queue)
+                return empty[queue] or (queue == DEFAULT_QUEUE and recovery.overtaken(e))
+
+            candidates = [e for e in candidates if e.dispatched_at is None or lost(e)]
         chosen = [(e.id, e.priority, queue_for(e.spec)) for e in candidates]
         for experiment_id, _, _ in chosen:
             repo.mark_dispatched(experiment_id)
