@@ -42,6 +42,8 @@ class TrainExperimentSpec(ExperimentHeader):
             raise ValueError(
                 f"model.hidden: {weights} weights between hidden layers; at most {MAX_DENSE_WEIGHTS} on a shared worker"
             )
+        if self.resources is not None and self.resources.cpu_only and self.train.device == "cuda":
+            raise ValueError("resources.cpu_only and train.device 'cuda' contradict each other; set one of them")
         activations = self.train.batch_size * sum(widths)
         if activations > MAX_ACTIVATIONS:
             raise ValueError(

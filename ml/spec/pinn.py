@@ -151,3 +151,9 @@ class PinnExperimentSpec(ExperimentHeader):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="auto: CUDA when the worker has one, else CPU (as a train run's train.device)."
     )
+
+    @model_validator(mode="after")
+    def _device_fits_resources(self) -> PinnExperimentSpec:
+        if self.resources is not None and self.resources.cpu_only and self.device == "cuda":
+            raise ValueError("resources.cpu_only and device 'cuda' contradict each other; set one of them")
+        return self

@@ -55,3 +55,10 @@ def test_unservable_reason_names_the_need_and_the_offer() -> None:
     nobody = unservable_reason({**TRAIN, "resources": {"cpu_only": True}}, [])
     assert nobody is not None and "no worker is alive" in nobody
     assert requirements({**TRAIN, "resources": {"gpus": 0, "cpu_only": False}}) == (0, False)
+
+
+def test_cpu_only_with_a_cuda_device_is_refused() -> None:
+    with pytest.raises(ValidationError, match="contradict"):
+        parse_spec({**TRAIN, "resources": {"cpu_only": True}, "train": {"device": "cuda"}})
+    with pytest.raises(ValidationError, match="contradict"):
+        parse_spec({"kind": "pinn", "name": "p", "resources": {"cpu_only": True}, "device": "cuda"})
