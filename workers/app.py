@@ -16,7 +16,7 @@ from core.resources import DEFAULT_QUEUE, GPU_QUEUE_PREFIX, parse_queues
 from core.settings import get_settings
 from workers import tasks  # noqa: F401  (registers the task)
 from workers.limits import apply_memory_budget
-from workers.reconcile import Reconciler
+from workers.reconcile import Reconciler, heartbeat
 from workers.tasks import app
 
 __all__ = ["app"]
@@ -63,6 +63,14 @@ def _start_reconciler(sender: Any = None, **_: Any) -> None:
     global _reconciler
     name = str(getattr(sender, "hostname", "") or _hostname())
     queues, gpus = advertised()
+    # The first heartbeat from here: /health and `trainlab doctor` count this worker alive once it
+    # can take work, not once the reconciler's spawned process has imported everything (seconds).
+    try:
+        heartbeat(name, get_settings().worker_concurrency, queues, gpus)
+    except Exception:
+        log.exception("first heartbeat failed (the reconciler beats next)")
+    finally:
+        get_engine().dispose()  # no connection of this process's left open for the children forked later
     _reconciler = Reconciler(name, get_settings().worker_concurrency, queues, gpus)
     _reconciler.start()
 
