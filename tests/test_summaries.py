@@ -26,31 +26,68 @@ TRAIN = {"epochs": 4, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.02
 
 
 def train_spec(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "seed": 0, "data": MOONS, "model": {"hidden": [8]}, "train": dict(TRAIN),
-            "evaluate": {"plots": False}, **extra}
+    return {
+        "name": name,
+        "seed": 0,
+        "data": MOONS,
+        "model": {"hidden": [8]},
+        "train": dict(TRAIN),
+        "evaluate": {"plots": False},
+        **extra,
+    }
 
 
 # kind (as the API shows it) -> a spec of it, small enough to run in seconds.
 SPECS: dict[str, dict[str, Any]] = {
-    "train": train_spec("clf", train={**TRAIN, "lr_range_test": {"steps": 10}},
-                        evaluate={"plots": False, "threshold": "youden"}),
-    "train/regression": {"name": "reg", "seed": 0, "data": {"source": "synthetic/regression"},
-                         "model": {"hidden": [8]}, "train": dict(TRAIN), "evaluate": {"plots": False}},
+    "train": train_spec(
+        "clf", train={**TRAIN, "lr_range_test": {"steps": 10}}, evaluate={"plots": False, "threshold": "youden"}
+    ),
+    "train/regression": {
+        "name": "reg",
+        "seed": 0,
+        "data": {"source": "synthetic/regression"},
+        "model": {"hidden": [8]},
+        "train": dict(TRAIN),
+        "evaluate": {"plots": False},
+    },
     "train/hypergradient": train_spec("hd", trial={"study": "none", "number": 0, "hypergradient": {"beta": 0.02}}),
     "train/transfer": train_spec("tl", init={"from_experiment": "clf", "freeze": 1}),
-    "pinn": {"kind": "pinn", "name": "pinn", "seed": 0, "network": {"hidden": [8]},
-             "collocation": {"interior": 64, "initial": 16, "boundary": 16},
-             "optimizer": {"adam_steps": 20, "adam_lr": 0.01, "lbfgs_steps": 5},
-             "evaluation_grid": {"nx": 11, "nt": 6}},
+    "pinn": {
+        "kind": "pinn",
+        "name": "pinn",
+        "seed": 0,
+        "network": {"hidden": [8]},
+        "collocation": {"interior": 64, "initial": 16, "boundary": 16},
+        "optimizer": {"adam_steps": 20, "adam_lr": 0.01, "lbfgs_steps": 5},
+        "evaluation_grid": {"nx": 11, "nt": 6},
+    },
     "analytic": {"kind": "analytic", "name": "f", "function": "quadratic", "h1": 0.5, "h2": 1.0},
-    "analytic/descent": {"kind": "analytic", "name": "fd", "function": "quadratic", "h1": 0.5, "h2": 1.0,
-                         "descent": {"lr": 0.05, "steps": 5, "hypergradient": {"beta": 0.01}}},
+    "analytic/descent": {
+        "kind": "analytic",
+        "name": "fd",
+        "function": "quadratic",
+        "h1": 0.5,
+        "h2": 1.0,
+        "descent": {"lr": 0.05, "steps": 5, "hypergradient": {"beta": 0.01}},
+    },
     "kfold": {**train_spec("k"), "data": {**MOONS, "split": {"folds": 3}}},
-    "compare": {"kind": "compare", "name": "cmp", "seed": 0, "base": train_spec("b"),
-                "variants": [{"label": "sgd", "set": {"train.optimizer.name": "sgd"}}, {"label": "adam"}]},
-    "search": {"kind": "search", "name": "s", "seed": 0, "base": {"kind": "analytic", "function": "quadratic"},
-               "space": {"h1": {"type": "float", "low": -2, "high": 4}, "h2": {"type": "float", "low": -2, "high": 4}},
-               "method": "random", "trials": 4, "parallel": 1},
+    "compare": {
+        "kind": "compare",
+        "name": "cmp",
+        "seed": 0,
+        "base": train_spec("b"),
+        "variants": [{"label": "sgd", "set": {"train.optimizer.name": "sgd"}}, {"label": "adam"}],
+    },
+    "search": {
+        "kind": "search",
+        "name": "s",
+        "seed": 0,
+        "base": {"kind": "analytic", "function": "quadratic"},
+        "space": {"h1": {"type": "float", "low": -2, "high": 4}, "h2": {"type": "float", "low": -2, "high": 4}},
+        "method": "random",
+        "trials": 4,
+        "parallel": 1,
+    },
     "ensemble": {"kind": "ensemble", "name": "bag", "seed": 0, "base": train_spec("m"), "members": 2},
 }
 

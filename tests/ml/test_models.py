@@ -22,7 +22,7 @@ def layer_types(model: nn.Module) -> list[type]:
 
 
 def test_every_model_type_is_registered() -> None:
-    assert set(MODELS) == {"mlp", "linear", "cnn"}
+    assert set(MODELS) == {"mlp", "linear", "cnn", "resnet"}
 
 
 def test_mlp_layers_follow_the_spec() -> None:
@@ -95,5 +95,7 @@ def test_cnn_fields_are_refused_on_other_models() -> None:
     with pytest.raises(ValidationError, match="kernel_size must be odd"):
         ModelSpec(type="cnn", kernel_size=4)
     with pytest.raises(ValidationError, match="type"):
-        ModelSpec(type="resnet")
+        ModelSpec(type="transformer")
+    with pytest.raises(ValidationError, match="width applies to type 'resnet' only"):
+        ModelSpec(type="cnn", width=8)
     assert ModelSpec(type="cnn").conv_channels == [16, 32]
