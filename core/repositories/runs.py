@@ -36,7 +36,11 @@ class RunRepository:
         if running_limit:
             owner_id = self.session.scalar(select(Experiment.owner_id).where(Experiment.id == experiment_id))
             if owner_id is not None:
-                self.session.execute(select(User.id).where(User.id == owner_id).with_for_update())
+                # FOR NO KEY UPDATE: serializes this user's claims (they take the same lock) but
+                # not the foreign-key checks (FOR KEY SHARE) that writes to rows referencing the
+                # user take -- a cancel's counter-log insert took one while holding the
+                # experiment row this claim waits for: a deadlock under FOR UPDATE.
+                self.session.execute(select(User.id).where(User.id == owner_id).with_for_update(key_share=True))
                 conditions.append(running_single_runs_query(owner_id).scalar_subquery() < running_limit)
         result = self.session.execute(
             update(Experiment)
