@@ -115,30 +115,39 @@ def image_augmentation(spec: ImageAugmentStep, image_shape: tuple[int, ...]) -> 
     return apply
 
 
+def _whole_input_step(
+    spec: ImageAugmentStep | SpecAugmentStep,
+    X: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    shape: tuple[int, ...],
+    transform: BatchTransform,
+    words: tuple[str, str, str, str],
+) -> FittedStep:
+    """A batch transform that needs every column of the C x H x W input in place.
+
+    `words`: (step as named in errors, the columns, the inputs, the report's key for the shape)."""
+    who, columns, inputs, shape_key = words
+    if len(names) != int(np.prod(shape)):
+        raise DataError(
+            f"{who} needs the {int(np.prod(shape))} {columns} of {tuple(shape)} {inputs}; "
+            f"there are {len(names)} columns at this point of the pipeline"
+        )
+    report: dict[str, Any] = {
+        shape_key: list(shape),
+        **spec.model_dump(exclude={"step"}),
+        "applies_to": TRAINING_BATCHES,
+    }
+    return FittedStep(TrainingOnly(), X, y, list(names), report, batch_transform=transform, needs_names=list(names))
+
+
 def fit_image(spec: ImageAugmentStep, X: np.ndarray, y: np.ndarray, names: list[str], ctx: StepContext) -> FittedStep:
     """Image augmentation of the training batches; needs every pixel column."""
     shape = ctx.image_shape
     if shape is None or len(shape) not in (2, 3):
         raise DataError("image augmentation needs image data (e.g. builtin/digits); this data set has no image shape")
-    if len(names) != int(np.prod(shape)):
-        raise DataError(
-            f"image augmentation needs the {int(np.prod(shape))} pixel columns of {tuple(shape)} images; "
-            f"there are {len(names)} columns at this point of the pipeline"
-        )
-    report: dict[str, Any] = {
-        "image_shape": list(shape),
-        **spec.model_dump(exclude={"step"}),
-        "applies_to": TRAINING_BATCHES,
-    }
-    return FittedStep(
-        TrainingOnly(),
-        X,
-        y,
-        list(names),
-        report,
-        batch_transform=image_augmentation(spec, shape),
-        needs_names=list(names),
-    )
+    words = ("image augmentation", "pixel columns", "images", "image_shape")
+    return _whole_input_step(spec, X, y, names, shape, image_augmentation(spec, shape), words)
 
 
 def _masks(
@@ -194,25 +203,8 @@ def fit_spec_augment(
     shape = ctx.image_shape
     if shape is None or len(shape) != 3:
         raise DataError("spec_augment needs spectrogram data (an audio folder data set); this data set has none")
-    if len(names) != int(np.prod(shape)):
-        raise DataError(
-            f"spec_augment needs the {int(np.prod(shape))} columns of {tuple(shape)} spectrograms; "
-            f"there are {len(names)} columns at this point of the pipeline"
-        )
-    report: dict[str, Any] = {
-        "input_shape": list(shape),
-        **spec.model_dump(exclude={"step"}),
-        "applies_to": TRAINING_BATCHES,
-    }
-    return FittedStep(
-        TrainingOnly(),
-        X,
-        y,
-        list(names),
-        report,
-        batch_transform=spec_augmentation(spec, shape),
-        needs_names=list(names),
-    )
+    words = ("spec_augment", "columns", "spectrograms", "input_shape")
+    return _whole_input_step(spec, X, y, names, shape, spec_augmentation(spec, shape), words)
 
 
 AUGMENT_STEPS: dict[str, StepFit] = {"augment": fit_augment, "image": fit_image, "spec_augment": fit_spec_augment}
