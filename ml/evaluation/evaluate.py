@@ -267,10 +267,16 @@ def evaluate_run(
             "them from validation and test)."
         )
     if out["diagnosis"].get("evidence", {}).get("reference_check") == "little_signal":
+        reducing = [s.step for s in spec.preprocess if s.step in ("pca", "ica", "select")]
+        where = (
+            f"the features left after preprocessing ({', '.join(reducing)}) carry little information about the "
+            "target: the step may have discarded it; compare with a run without it."
+            if reducing
+            else "the features carry little information about the target. Check the target column and the "
+            "features before tuning the model."
+        )
         out.setdefault("warnings", []).append(
-            "A gradient-boosted reference model gains almost nothing over a constant prediction on these rows: "
-            "the features carry little information about the target. Check the target column and the features "
-            "before tuning the model."
+            "A gradient-boosted reference model gains almost nothing over a constant prediction on these rows: " + where
         )
     kept_first = _kept_first_epoch(spec, history, data, split, val_output)
     if kept_first:
