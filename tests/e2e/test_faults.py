@@ -230,8 +230,16 @@ def test_cancel_ends_a_parent_whose_planning_worker_died(lab) -> None:
     service, _ = lab
     experiment_id = ghost_claim(service, {**SEARCH, "name": "orphan-cancelled"})
     answer = service.http.post(f"/api/v1/experiments/{experiment_id}/cancel").json()
-    assert answer["status"] == "cancelled"  # at once: nobody holds it any more
-    assert service.wait_for(experiment_id, ("cancelled",), timeout=10)["children"] == []
+    final = service.wait_for(experiment_id, ("cancelled",), timeout=60)
+    if answer["status"] == "cancelled":  # at once: nobody holds it any more
+        assert final["children"] == []
+    else:
+        # On a slow machine the live worker's reconciler can hand the orphan to that worker
+        # before the cancel arrives; then the cancel is a request the worker carries out, and
+        # whatever it planned meanwhile is cancelled with it.
+        assert answer["status"] == "running" and answer["cancel_requested"]
+        children = [service.http.get(f"/api/v1/experiments/{c['id']}").json() for c in final["children"]]
+        assert all(c["status"] == "cancelled" for c in children)
 
 
 def test_cancel_of_a_run_whose_worker_was_killed_ends_it(lab) -> None:
