@@ -282,5 +282,11 @@ def split_dataset(
         else:
             train_idx, val_idx = rest, np.array([], dtype=np.int64)
     except ValueError as exc:
-        raise DataError(f"cannot split the data: {exc}") from exc
+        hint = (
+            " (a stratified split needs a row of every class in every part: larger fractions, more rows, "
+            "or data.split.stratify: false)"
+            if strat is not None
+            else ""
+        )
+        raise DataError(f"cannot split the data: {exc}{hint}") from exc
     return Split(np.sort(train_idx), np.sort(val_idx), np.sort(test_idx))

@@ -31,7 +31,7 @@ def _zip_folder(folder: Path, out: Path) -> Path:
 @pytest.fixture(scope="module")
 def genres_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("genres")
-    folder = write_genres(root, clips=10, seconds=1.5, seed=3)
+    folder = write_genres(root, clips=10, seconds=1.0, seed=3)
     for name in GENRES:
         if name not in GENRES_USED:
             for file in (folder / name).iterdir():
@@ -65,7 +65,7 @@ def test_an_audio_folder_trains_a_spectrogram_cnn_with_class_names(service, genr
         },
         "preprocess": [{"step": "standardize"}, {"step": "spec_augment", "shift": 0.2}],
         "model": {"type": "cnn", "channels": [8, 16], "batch_norm": True, "hidden": [32]},
-        "train": {"epochs": 12, "batch_size": 8, "optimizer": {"name": "adam", "lr": 0.003}},
+        "train": {"epochs": 5, "batch_size": 8, "optimizer": {"name": "adam", "lr": 0.003}},
         "evaluate": {"metrics": ["accuracy", "confusion_matrix"]},
     }
     first = service.wait_for(service.http.post("/api/v1/experiments", json=spec).json()["id"], ("succeeded", "failed"))
