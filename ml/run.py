@@ -160,7 +160,10 @@ def run_train(
     training_seconds = time.perf_counter() - fit_started
 
     reporter.save_artifact("model.pt", state_dict_bytes(model), "application/octet-stream")
-    if spec.evaluate.plots and data.image_shape is not None and data.task == "classification":
+    # The picture depends on the data set only: drawn once by a top-level run, not again by every
+    # search trial, k-fold fold and ensemble member of it.
+    child = spec.trial is not None or s.fold is not None or spec.data.sample is not None
+    if spec.evaluate.plots and not child and data.image_shape is not None and data.task == "classification":
         from ml import plots
 
         train_rows = split.train  # what the decoded inputs look like, before preprocessing

@@ -41,7 +41,6 @@ class UploadResolver:
             image_shape=table.image_shape,
         )
 
-
     def _folder(self, dataset_id: int, key: str, info: dict[str, Any], data_spec: Any) -> Dataset:
         """A folder archive's decoded features, from the cache beside it when they were built
         with the same settings before, else decoded now (once per data set and settings)."""
@@ -67,7 +66,8 @@ class UploadResolver:
             )
         self.store.put(cache, dataset_to_npz(data))
         with session_scope() as session:
-            row = session.get(DatasetRow, dataset_id)
+            # Locked: two runs with other settings may record their caches at the same moment.
+            row = session.get(DatasetRow, dataset_id, with_for_update=True)
             if row is not None:
                 caches = sorted({*(row.info or {}).get("feature_caches", []), cache})
                 row.info = {**(row.info or {}), "feature_caches": caches}

@@ -31,6 +31,16 @@ def _chosen(n: int, probability: float, generator: torch.Generator, device: torc
     return _uniform(n, generator, device) < probability
 
 
+def _only_chosen(
+    changed: torch.Tensor, original: torch.Tensor, probability: float, generator: torch.Generator
+) -> torch.Tensor:
+    """`changed` for a fraction `probability` of the rows, `original` for the others."""
+    if probability >= 1.0:
+        return changed
+    rows = _chosen(len(original), probability, generator, original.device).unsqueeze(1)
+    return torch.where(rows, changed, original)
+
+
 def gaussian_noise(std: float, probability: float = 1.0) -> BatchTransform:
     """Add N(0, std^2) noise to a fraction `probability` of the batch's rows."""
 
@@ -107,10 +117,7 @@ def image_augmentation(spec: ImageAugmentStep, image_shape: tuple[int, ...]) -> 
         if spec.noise:
             noise = torch.randn(images.shape, generator=generator, device=generator.device).to(device, xb.dtype)
             images = images + spec.noise * noise
-        out = images.reshape(n, -1)
-        if spec.probability < 1.0:
-            out = torch.where(_chosen(n, spec.probability, generator, device).unsqueeze(1), out, xb)
-        return out, yb
+        return _only_chosen(images.reshape(n, -1), xb, spec.probability, generator), yb
 
     return apply
 
@@ -188,10 +195,7 @@ def spec_augmentation(spec: SpecAugmentStep, image_shape: tuple[int, ...]) -> Ba
         if spec.freq_masks and spec.freq_mask:
             masked = _masks(n, spec.freq_masks, int(spec.freq_mask * bands), bands, generator, device)
             spec_batch = torch.where(masked.view(n, 1, bands, 1), fill, spec_batch)
-        out = spec_batch.reshape(n, -1)
-        if spec.probability < 1.0:
-            out = torch.where(_chosen(n, spec.probability, generator, device).unsqueeze(1), out, xb)
-        return out, yb
+        return _only_chosen(spec_batch.reshape(n, -1), xb, spec.probability, generator), yb
 
     return apply
 
