@@ -85,11 +85,36 @@ class ExperimentRead(ExperimentBrief):
         )
 
 
+class ExperimentRow(ExperimentBrief):
+    """A list item: the record, its owner, and what a run table shows of it."""
+
+    owner: str | None = Field(default=None, description="The name of the user who submitted it.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="Its main metrics by column (`validation.loss`, `test.accuracy`, `relative_l2_error`...): "
+        "a finished run's from its summary, a running one's from its last logged step.",
+    )
+    params: dict[str, float | int | str | bool] = Field(
+        default_factory=dict,
+        description="Its spec's set values by dotted path (`train.optimizer.lr`, `model.type`, `model.hidden`).",
+    )
+
+
 class ExperimentList(BaseModel):
-    items: list[ExperimentBrief]
+    items: list[ExperimentRow]
     total: int
     limit: int
     offset: int
+
+
+class UserRead(BaseModel):
+    """Who the token belongs to."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    is_admin: bool
 
 
 class MetricRead(BaseModel):

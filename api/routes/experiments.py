@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated
 
@@ -13,10 +14,13 @@ from sqlalchemy.orm import Session
 
 from api.deps import MAX_ID, CurrentUser, ExperimentDep, SessionDep
 from api.limits import AttemptWindow, read_limited
+from api.run_table import latest_metrics, spec_parameters, summary_metrics
 from api.schemas import (
     ArtifactRead,
+    ExperimentBrief,
     ExperimentList,
     ExperimentRead,
+    ExperimentRow,
     LatestMetrics,
     MetricHistory,
     MetricRead,
@@ -29,7 +33,13 @@ from core.celery_app import send_run_experiment
 from core.models import FINAL_STATUSES, Experiment, Status, User, utcnow
 from core.operations import WorkerRepository
 from core.references import unresolved
-from core.repositories import ArtifactRepository, ExperimentRepository, MetricRepository, RunRepository
+from core.repositories import (
+    ArtifactRepository,
+    ExperimentRepository,
+    MetricRepository,
+    RunRepository,
+    UserRepository,
+)
 from core.resources import queue_for, unservable_reason
 from core.settings import get_settings
 from ml.spec import experiment_kind
@@ -194,7 +204,8 @@ def list_experiments(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> ExperimentList:
-    """List experiments, newest first; filter by status, kind, name, parent or top level."""
+    """List experiments, newest first; filter by status, kind, name, parent or top level. Each
+    item has its owner, main metrics and spec parameters (the dashboard's run table)."""
     rows, total = ExperimentRepository(session).list(
         status=status,
         kind=kind,
@@ -205,7 +216,24 @@ def list_experiments(
         limit=limit,
         offset=offset,
     )
-    return ExperimentList(items=list(rows), total=total, limit=limit, offset=offset)  # type: ignore[arg-type]
+    return ExperimentList(items=run_table_rows(session, rows), total=total, limit=limit, offset=offset)
+
+
+def run_table_rows(session: Session, experiments: Sequence[Experiment]) -> list[ExperimentRow]:
+    """The list's items: a query for the owners' names and one for the last logged step of the
+    runs whose summary has no metrics yet (running ones), whatever the page's length."""
+    metrics = {e.id: summary_metrics(e.summary) for e in experiments}
+    latest = MetricRepository(session).latest_of([i for i, found in metrics.items() if not found])
+    owners = UserRepository(session).names(e.owner_id for e in experiments if e.owner_id is not None)
+    return [
+        ExperimentRow(
+            **ExperimentBrief.model_validate(e).model_dump(),
+            owner=owners.get(e.owner_id) if e.owner_id is not None else None,
+            metrics=metrics[e.id] or latest_metrics(latest.get(e.id, ())),
+            params=spec_parameters(e.spec),
+        )
+        for e in experiments
+    ]
 
 
 @router.get("/{experiment_id}", response_model=ExperimentRead)

@@ -1,4 +1,4 @@
-"""Health and the published spec schema."""
+"""Health, the published spec schema, and who a token belongs to."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep
-from api.schemas import Health, WorkersHealth, errors
+from api.schemas import Health, UserRead, WorkersHealth, errors
 from core.celery_app import get_celery_app
 from core.models import utcnow
 from core.operations import WorkerRepository, worker_timeout
@@ -57,3 +57,9 @@ def _workers(session: Session) -> WorkersHealth:
 def spec_schema(user: CurrentUser) -> dict[str, Any]:
     """The JSON Schema of experiment specs, for clients that validate before submitting."""
     return spec_json_schema()
+
+
+@router.get("/me", response_model=UserRead, responses=errors(401))
+def me(user: CurrentUser) -> UserRead:
+    """The user the token belongs to: name and whether an admin (the dashboard's "signed in as")."""
+    return UserRead.model_validate(user)

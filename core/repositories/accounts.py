@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -29,6 +29,14 @@ class UserRepository:
 
     def count(self) -> int:
         return self.session.scalar(select(func.count()).select_from(User)) or 0
+
+    def names(self, user_ids: Iterable[int]) -> dict[int, str]:
+        """Users' names by id (a page of experiments' owners, in one statement)."""
+        ids = set(user_ids)
+        if not ids:
+            return {}
+        rows = self.session.execute(select(User.id, User.name).where(User.id.in_(ids)))
+        return dict(rows.tuples().all())
 
 
 class TokenRepository:
