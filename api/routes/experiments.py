@@ -335,15 +335,27 @@ def list_artifacts(experiment: ExperimentDep, session: SessionDep, request: Requ
     ]
 
 
+# Artifacts a browser may show in a tab of its own (plots): raster images, which run no script.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg"})
+
+
 @router.get("/{experiment_id}/artifacts/{name}")
-def download_artifact(experiment: ExperimentDep, name: str, session: SessionDep) -> Response:
-    """Download one artifact."""
+def download_artifact(
+    experiment: ExperimentDep,
+    name: str,
+    session: SessionDep,
+    inline: Annotated[
+        bool, Query(description="Show a PNG or JPEG plot in the browser instead of saving it (other files: ignored).")
+    ] = False,
+) -> Response:
+    """Download one artifact (or, with `inline`, open a plot full size)."""
     artifact = ArtifactRepository(session).get(experiment.id, name)
     store = get_artifact_store()
     if artifact is None or not store.exists(artifact.key):
         raise HTTPException(404, detail=f"experiment {experiment.id} has no artifact {name!r}")
+    disposition = "inline" if inline and artifact.content_type in INLINE_TYPES else "attachment"
     return Response(
         content=store.get(artifact.key),
         media_type=artifact.content_type,
-        headers={"Content-Disposition": f'attachment; filename="{artifact.name}"'},
+        headers={"Content-Disposition": f'{disposition}; filename="{artifact.name}"'},
     )

@@ -106,3 +106,31 @@ def test_me_says_who_the_token_belongs_to(client: TestClient) -> None:
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {admin}"}).json()["is_admin"] is True
     assert client.get("/api/v1/me", headers={"Authorization": ""}).status_code == 401
     assert client.get("/api/v1/me", headers={"Authorization": "Bearer tl_unknown"}).status_code == 401
+
+
+def test_a_plot_opens_inline_and_other_files_still_download(client: TestClient) -> None:
+    """The dashboard's thumbnails link to their plot full size (`inline`); a CSV stays a download."""
+    from core.artifacts import get_artifact_store
+    from core.db import session_scope
+    from core.repositories import ArtifactRepository
+
+    experiment = client.post("/api/v1/experiments", json=SPEC).json()["id"]
+    png = b"\x89PNG\r\n\x1a\n" + bytes(16)
+    store = get_artifact_store()
+    with session_scope() as session:
+        for name, data, kind in (("roc.png", png, "image/png"), ("predictions.csv", b"y\n1\n", "text/csv")):
+            key = store.key_for(experiment, name)
+            store.put(key, data)
+            ArtifactRepository(session).put(experiment, name, key, len(data), kind)
+        session.commit()
+    base = f"/api/v1/experiments/{experiment}/artifacts"
+    shown = client.get(f"{base}/roc.png", params={"inline": "true"})
+    assert shown.status_code == 200 and shown.content == png
+    assert shown.headers["content-disposition"] == 'inline; filename="roc.png"'
+    assert client.get(f"{base}/roc.png").headers["content-disposition"].startswith("attachment;")
+    assert (
+        client.get(f"{base}/predictions.csv", params={"inline": "true"})
+        .headers["content-disposition"]
+        .startswith("attachment;")
+    )
+    assert client.get(f"{base}/roc.png", params={"inline": "maybe"}).status_code == 422
