@@ -18,6 +18,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,
     "elu": nn.ELU,
 }
+POOL_1D = 4  # cnn1d pools by 4 after each block (audio is long)
 POOLING: dict[str, Callable[[], nn.Module] | None] = {
     "max": lambda: nn.MaxPool2d(2),
     "avg": lambda: nn.AvgPool2d(2),
@@ -49,7 +50,7 @@ def _linear(spec: ModelSpec, n_inputs: int, n_outputs: int, image_shape: tuple[i
     return nn.Sequential(nn.Linear(n_inputs, n_outputs))
 
 
-def _image_dims(n_inputs: int, image_shape: tuple[int, ...] | None) -> tuple[int, int, int]:
+def _image_dims(n_inputs: int, image_shape: tuple[int, ...] | None, who: str = "cnn") -> tuple[int, int, int]:
     if image_shape is None:
         raise ValueError(
             "the cnn model needs image data (e.g. builtin/digits, or an uploaded C x H x W image "
@@ -57,7 +58,7 @@ def _image_dims(n_inputs: int, image_shape: tuple[int, ...] | None) -> tuple[int
         )
     dims = (1, *image_shape) if len(image_shape) == 2 else tuple(image_shape)
     if len(dims) != 3 or math.prod(dims) != n_inputs:
-        raise ValueError(f"the cnn model got {n_inputs} input columns, which is not an image of shape {image_shape}")
+        raise ValueError(f"the {who} model got {n_inputs} input columns, which is not an image of shape {image_shape}")
     return dims[0], dims[1], dims[2]
 
 
@@ -104,6 +105,12 @@ class BasicBlock(nn.Module):
 
 RESNET_STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 
+POOLING_1D: dict[str, Callable[[], nn.Module] | None] = {
+    "max": lambda: nn.MaxPool1d(POOL_1D),
+    "avg": lambda: nn.AvgPool1d(POOL_1D),
+    "none": None,
+}
+
 
 def _resnet(spec: ModelSpec, n_inputs: int, n_outputs: int, image_shape: tuple[int, ...] | None) -> nn.Module:
     channels, height, width = _image_dims(n_inputs, image_shape)
@@ -135,11 +142,52 @@ def _resnet(spec: ModelSpec, n_inputs: int, n_outputs: int, image_shape: tuple[i
     return model
 
 
+def _cnn1d(spec: ModelSpec, n_inputs: int, n_outputs: int, image_shape: tuple[int, ...] | None) -> nn.Module:
+    """A 1D CNN along the last axis of C x H x W rows (a waveform is 1 x 1 x samples), M5-like.
+
+    The first block is the strided front end (a learned filter bank over `front_kernel` samples);
+    each later block is a `kernel_size` convolution. Every block: conv, [batch norm], activation,
+    pooling by 4 while the sequence is at least 4 long, [dropout]. Then global average pooling
+    over time (any length) and the dense head."""
+    if image_shape is None:
+        raise ValueError(
+            "the cnn1d model needs sequence data: an audio folder data set with data.audio.features: waveform "
+            "(or spectrograms, whose bands become channels) whose columns all survive preprocessing"
+        )
+    channels, height, length = _image_dims(n_inputs, image_shape, "cnn1d")
+    inputs = channels * height  # rows of the C x H x W image are the input channels
+    pooling = POOLING_1D[spec.conv_pooling]
+    stride = min(spec.conv_front_stride, length)
+    front = min(spec.conv_front_kernel, length)
+    layers: list[nn.Module] = [nn.Unflatten(1, (inputs, length))]
+    for i, filters in enumerate(spec.conv_channels):
+        if i == 0:
+            conv = nn.Conv1d(inputs, filters, front, stride=stride, padding=front // 2, bias=not spec.batch_norm)
+            length = (length + 2 * (front // 2) - front) // stride + 1
+        else:
+            kernel = spec.conv_kernel_size
+            conv = nn.Conv1d(inputs, filters, kernel, padding=kernel // 2, bias=not spec.batch_norm)
+        layers.append(conv)
+        if spec.batch_norm:
+            layers.append(nn.BatchNorm1d(filters))
+        layers.append(ACTIVATIONS[spec.activation]())
+        if pooling is not None and length >= POOL_1D:
+            layers.append(pooling())
+            length //= POOL_1D
+        if spec.dropout > 0:
+            layers.append(nn.Dropout(spec.dropout))
+        inputs = filters
+    layers += [nn.AdaptiveAvgPool1d(1), nn.Flatten()]
+    head, head_width = _dense_layers(spec, inputs)
+    return nn.Sequential(*layers, *head, nn.Linear(head_width, n_outputs))
+
+
 MODELS: dict[str, Callable[[ModelSpec, int, int, tuple[int, ...] | None], nn.Module]] = {
     "mlp": _mlp,
     "linear": _linear,
     "cnn": _cnn,
     "resnet": _resnet,
+    "cnn1d": _cnn1d,
 }
 
 
@@ -152,12 +200,13 @@ def build_model(
         spec: the model block.
         n_inputs: number of input features after preprocessing.
         n_outputs: number of classes (classification) or 1 (regression).
-        image_shape: (channels, height, width) when each row is a flattened image.
+        image_shape: (channels, height, width) when each row is a flattened image (a waveform:
+            1 x 1 x samples).
 
     Returns:
         The untrained network (on the CPU); it takes rows of `n_inputs` features.
 
     Raises:
-        ValueError: a cnn without image data, or with columns that do not form the image.
+        ValueError: a cnn/resnet/cnn1d without image-shaped data, or with columns that do not form it.
     """
     return MODELS[spec.type](spec, n_inputs, n_outputs, image_shape)

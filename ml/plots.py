@@ -223,11 +223,13 @@ def samples_png(
     per_class: int = 2,
 ) -> bytes:
     """A grid of the first `per_class` samples of each class (at most 10 classes), drawn from
-    their C x H x W rows: spectrograms (one channel, frequency up) or images (three channels)."""
+    their C x H x W rows: spectrograms (one channel, frequency up), images (three channels) or
+    waveforms (1 x 1 x samples, drawn as curves)."""
     channels, height, width = (1, *shape) if len(shape) == 2 else tuple(shape)
     classes = list(range(min(len(class_names), 10)))
     fig = Figure(figsize=(1.8 * per_class + 0.6, 1.5 * len(classes) + 0.4), dpi=DPI)
-    spectrogram = channels == 1 and width > 2 * height
+    waveform = channels == 1 and height == 1 and width > 1
+    spectrogram = channels == 1 and width > 2 * height and not waveform
     for row, c in enumerate(classes):
         picks = np.flatnonzero(y == c)[:per_class]
         for col in range(per_class):
@@ -239,7 +241,10 @@ def samples_png(
             if col >= len(picks):
                 continue
             sample = np.asarray(X[picks[col]], dtype=np.float64).reshape(channels, height, width)
-            if channels == 3:
+            if waveform:
+                ax.plot(sample[0, 0], linewidth=0.3, color="tab:blue")
+                ax.set_xlim(0, width - 1)
+            elif channels == 3:
                 low, high = sample.min(), sample.max()
                 ax.imshow(((sample - low) / max(high - low, 1e-12)).transpose(1, 2, 0), interpolation="nearest")
             else:
@@ -250,5 +255,6 @@ def samples_png(
                     cmap="magma" if spectrogram else "gray",
                     interpolation="nearest",
                 )
-    fig.suptitle("log-mel spectrograms by class" if spectrogram else "samples by class", fontsize=9)
+    title = "waveforms by class" if waveform else "log-mel spectrograms by class" if spectrogram else "samples by class"
+    fig.suptitle(title, fontsize=9)
     return _to_png(fig)

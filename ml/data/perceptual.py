@@ -2,7 +2,8 @@
 
 Audio: decoded with soundfile, mixed to mono, resampled (scipy's polyphase filter), cut or
 zero-padded to a fixed length, then a log-mel spectrogram (torch.stft and a Slaney mel filter
-bank, in dB) or its MFCCs (DCT-II of the log-mel bands), computed in batches. Images: decoded
+bank, in dB) or its MFCCs (DCT-II of the log-mel bands), computed in batches, or the raw
+waveform normalised per clip (a 1 x 1 x samples row, for the cnn1d model). Images: decoded
 with Pillow, converted to RGB or gray, resized (bilinear), scaled to [0, 1]. Each sample becomes
 one flattened C x H x W row with `image_shape` set, so the cnn/resnet models, image
 augmentation and SpecAugment apply, and so does everything else a table gets (splits, k-fold,
@@ -112,6 +113,19 @@ def audio_features(clips: np.ndarray, spec: AudioSpec) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, spec.n_mels, 0), dtype=np.float32)
 
 
+def waveform_features(clips: np.ndarray) -> np.ndarray:
+    """(n, samples) raw clips, each normalised to zero mean and unit RMS (silence stays zero).
+
+    In float64 a batch at a time (exact means, without a float64 copy of the whole set)."""
+    out = np.empty(clips.shape, dtype=np.float32)
+    for start in range(0, len(clips), FEATURE_BATCH):
+        batch = clips[start : start + FEATURE_BATCH].astype(np.float64)
+        batch -= batch.mean(axis=1, keepdims=True)
+        batch /= np.maximum(np.sqrt((batch**2).mean(axis=1, keepdims=True)), 1e-5)
+        out[start : start + FEATURE_BATCH] = batch
+    return out
+
+
 def _clip_seconds(durations: list[float], spec: AudioSpec) -> float:
     if spec.clip_seconds is not None:
         return spec.clip_seconds
@@ -158,10 +172,12 @@ def load_folder_dataset(
         if not clips:
             raise DatasetError("the archive holds no audio clips", "unusable")
         seconds = _clip_seconds([len(c) / spec.sample_rate for c in clips], spec)
-        length = max(spec.n_fft, int(round(seconds * spec.sample_rate)))
+        waveform = spec.features == "waveform"
+        length = max(1 if waveform else spec.n_fft, int(round(seconds * spec.sample_rate)))
         fixed = np.stack([fix_length(c, length, spec.crop) for c in clips]).astype(np.float32)
         del clips
-        features = audio_features(fixed, spec)[:, None]  # (n, 1, bands, frames)
+        # (n, 1, 1, samples) or (n, 1, bands, frames)
+        features = waveform_features(fixed)[:, None, None] if waveform else audio_features(fixed, spec)[:, None]
     elif kind == "image":
         ispec = image or ImageSpec()
         rows = []

@@ -69,20 +69,25 @@ class SampleSpec(StrictModel):
             raise ValueError("sample.index must be smaller than sample.of")
 
 
-MAX_FEATURE_CELLS = 1_000_000  # values per sample after decoding (spectrogram or image)
+MAX_FEATURE_CELLS = 1_000_000  # values per sample after decoding (spectrogram, waveform or image)
+SPECTRUM_OPTIONS = ("n_mels", "n_fft", "hop_length", "n_mfcc")  # what a waveform does not read
 
 
 class AudioSpec(StrictModel):
     """How the clips of an audio folder data set become model inputs: decoded to mono at
     `sample_rate`, cut (or zero-padded) to `clip_seconds`, then a log-mel spectrogram (in dB) or
-    its MFCCs. Each sample is then a 1 x bands x frames image for a cnn or resnet."""
+    its MFCCs (each sample a 1 x bands x frames image for a cnn or resnet), or the raw
+    `waveform` normalised per clip to zero mean and unit RMS (a 1 x 1 x samples row for a
+    cnn1d)."""
 
     sample_rate: int = Field(default=22050, ge=1000, le=96000, description="Clips are resampled to this rate.")
     clip_seconds: float | None = Field(
         default=None, gt=0.0, le=120.0, description="Length of each sample (default: the shortest clip, at most 30 s)."
     )
     crop: Literal["center", "start"] = Field(default="center", description="Which part of a longer clip is kept.")
-    features: Literal["log_mel", "mfcc"] = "log_mel"
+    features: Literal["log_mel", "mfcc", "waveform"] = Field(
+        default="log_mel", description="log_mel or mfcc (for a cnn or resnet), waveform (raw samples, for a cnn1d)."
+    )
     n_mels: int = Field(default=64, ge=8, le=256, description="Mel bands.")
     n_fft: int = Field(default=1024, ge=128, le=8192, description="STFT window (samples).")
     hop_length: int = Field(default=512, ge=32, le=8192, description="STFT hop (samples).")
@@ -90,6 +95,8 @@ class AudioSpec(StrictModel):
 
     @model_validator(mode="after")
     def _bounded(self) -> AudioSpec:
+        if self.features == "waveform":
+            return self._waveform_bounded()
         if self.n_mfcc > self.n_mels:
             raise ValueError(f"n_mfcc ({self.n_mfcc}) must not exceed n_mels ({self.n_mels})")
         seconds = self.clip_seconds or 30.0
@@ -99,6 +106,19 @@ class AudioSpec(StrictModel):
             raise ValueError(
                 f"{bands} bands x {frames} frames is more than {MAX_FEATURE_CELLS} values per clip; "
                 "raise hop_length or shorten clip_seconds"
+            )
+        return self
+
+    def _waveform_bounded(self) -> AudioSpec:
+        for option in SPECTRUM_OPTIONS:
+            # Only a value other than the default counts: a stored spec lists every field.
+            if option in self.model_fields_set and getattr(self, option) != type(self).model_fields[option].default:
+                raise ValueError(f"{option} applies to features log_mel and mfcc, not waveform (raw samples)")
+        samples = int((self.clip_seconds or 30.0) * self.sample_rate)
+        if samples > MAX_FEATURE_CELLS:
+            raise ValueError(
+                f"a waveform of {samples} samples is more than {MAX_FEATURE_CELLS} values per clip; "
+                "lower sample_rate or shorten clip_seconds"
             )
         return self
 

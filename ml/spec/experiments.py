@@ -50,4 +50,21 @@ class TrainExperimentSpec(ExperimentHeader):
                 f"train.batch_size x hidden units is {activations}; at most {MAX_ACTIVATIONS} on a shared worker: "
                 "use a smaller batch or narrower layers"
             )
+        self._waveform_fits()
         return self
+
+    def _waveform_fits(self) -> None:
+        """Raw waveforms go to a 1D model, and spectrogram-only augmentation stays off them."""
+        if self.data.audio is None or self.data.audio.features != "waveform":
+            return
+        if self.model.type in ("cnn", "resnet"):
+            raise ValueError(
+                f"model.type {self.model.type} convolves 2D inputs (images, spectrograms); a raw waveform "
+                "(data.audio.features: waveform) needs type cnn1d, or features log_mel or mfcc for a 2D CNN"
+            )
+        for step in self.preprocess:
+            if step.step == "spec_augment" and (step.gain_db or step.noise):  # type: ignore[attr-defined]
+                raise ValueError(
+                    "spec_augment's gain_db and noise are in dB of a spectrogram; on a raw waveform "
+                    "(data.audio.features: waveform) use its shift and time masks only"
+                )

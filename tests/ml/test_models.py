@@ -22,7 +22,7 @@ def layer_types(model: nn.Module) -> list[type]:
 
 
 def test_every_model_type_is_registered() -> None:
-    assert set(MODELS) == {"mlp", "linear", "cnn", "resnet"}
+    assert set(MODELS) == {"mlp", "linear", "cnn", "resnet", "cnn1d"}
 
 
 def test_mlp_layers_follow_the_spec() -> None:
@@ -90,7 +90,7 @@ def test_cnn_digits_example_is_a_valid_cnn_spec() -> None:
 
 
 def test_cnn_fields_are_refused_on_other_models() -> None:
-    with pytest.raises(ValidationError, match="channels applies to type 'cnn' only"):
+    with pytest.raises(ValidationError, match="channels applies to types 'cnn' and 'cnn1d' only"):
         ModelSpec(type="mlp", channels=[8])
     with pytest.raises(ValidationError, match="kernel_size must be odd"):
         ModelSpec(type="cnn", kernel_size=4)
