@@ -113,6 +113,7 @@ def run_train(
         task=data.task,
         seed=spec.seed,
         image_shape=data.image_shape,
+        n_classes=data.n_classes if data.task == "classification" else None,
     )
     X_val, X_test = pipeline.transform(data.X[split.validation]), pipeline.transform(data.X[split.test])
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ml.errors import DataError
 from ml.preprocessing.base import BatchTransform, FittedStep, StepContext, StepFit, TrainingOnly
-from ml.spec.preprocess import AugmentStep, ImageAugmentStep, SpecAugmentStep
+from ml.spec.preprocess import AugmentStep, CutMixStep, ImageAugmentStep, SpecAugmentStep
 
 TRAINING_BATCHES = "training batches, anew every epoch"
 
@@ -86,13 +86,53 @@ def fit_augment(spec: AugmentStep, X: np.ndarray, y: np.ndarray, names: list[str
     return FittedStep(TrainingOnly(), X, y, list(names), report, batch_transform=transform)
 
 
+# ITU-R BT.601 luma weights: the grey of an RGB pixel (as torchvision's rgb_to_grayscale).
+LUMA = (0.299, 0.587, 0.114)
+
+
+def _factors(n: int, amount: float, generator: torch.Generator, device: torch.device, dtype: torch.dtype) -> Any:
+    """(n, 1, 1, 1) factors drawn uniformly from [max(0, 1 - amount), 1 + amount]."""
+    low = max(0.0, 1.0 - amount)
+    return (low + (1.0 + amount - low) * _uniform(n, generator, device)).to(dtype).view(n, 1, 1, 1)
+
+
+def _grey(images: torch.Tensor) -> torch.Tensor:
+    """(n, 1, H, W) grey of (n, C, H, W) images: luma for RGB, the channel mean otherwise."""
+    if images.shape[1] == 3:
+        weights = torch.tensor(LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+        return (images * weights).sum(dim=1, keepdim=True)
+    return images.mean(dim=1, keepdim=True)
+
+
+def color_jitter(images: torch.Tensor, spec: ImageAugmentStep, generator: torch.Generator) -> torch.Tensor:
+    """Per-image brightness, contrast and saturation of (n, C, H, W) images, in that order.
+
+    Brightness scales each value's distance from black (the batch's lowest value), contrast
+    its distance from the image's mean grey, saturation a pixel's distance from its own grey
+    (RGB only); the result is clipped to the batch's range, so values never leave it."""
+    n, device, dtype = len(images), images.device, images.dtype
+    low, high = images.min(), images.max()
+    if spec.brightness:
+        images = low + (images - low) * _factors(n, spec.brightness, generator, device, dtype)
+    if spec.contrast:
+        mean = _grey(images).mean(dim=(1, 2, 3), keepdim=True)
+        images = mean + (images - mean) * _factors(n, spec.contrast, generator, device, dtype)
+    if spec.saturation:
+        grey = _grey(images)
+        images = grey + (images - grey) * _factors(n, spec.saturation, generator, device, dtype)
+    return images.clamp(low, high)
+
+
 def image_augmentation(spec: ImageAugmentStep, image_shape: tuple[int, ...]) -> BatchTransform:
-    """Random flips, shifts, rotations and noise of flattened (channels, height, width) rows."""
+    """Random colour jitter, flips, shifts, rotations and noise of flattened (channels, height,
+    width) rows."""
     channels, height, width = image_shape if len(image_shape) == 3 else (1, *image_shape)
 
     def apply(xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         n, device = len(xb), xb.device
         images = xb.reshape(n, channels, height, width)
+        if spec.color_jitter:
+            images = color_jitter(images, spec, generator)
         if spec.flip:
             flipped = _uniform(n, generator, device) < 0.5
             images = torch.where(flipped.view(n, 1, 1, 1), images.flip(-1), images)
@@ -123,7 +163,7 @@ def image_augmentation(spec: ImageAugmentStep, image_shape: tuple[int, ...]) -> 
 
 
 def _whole_input_step(
-    spec: ImageAugmentStep | SpecAugmentStep,
+    spec: ImageAugmentStep | SpecAugmentStep | CutMixStep,
     X: np.ndarray,
     y: np.ndarray,
     names: list[str],
@@ -153,8 +193,80 @@ def fit_image(spec: ImageAugmentStep, X: np.ndarray, y: np.ndarray, names: list[
     shape = ctx.image_shape
     if shape is None or len(shape) not in (2, 3):
         raise DataError("image augmentation needs image data (e.g. builtin/digits); this data set has no image shape")
+    channels = shape[0] if len(shape) == 3 else 1
+    if spec.saturation and channels != 3:
+        raise DataError(
+            f"image augmentation's saturation needs RGB images (3 channels); these have {channels}: "
+            "use brightness and contrast"
+        )
     words = ("image augmentation", "pixel columns", "images", "image_shape")
     return _whole_input_step(spec, X, y, names, shape, image_augmentation(spec, shape), words)
+
+
+def _beta(alpha: float, n: int, generator: torch.Generator) -> np.ndarray:
+    """n draws of Beta(alpha, alpha); torch has no seeded Beta sampler: numpy's, seeded from `generator`."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+    return np.random.default_rng(seed).beta(alpha, alpha, size=n)
+
+
+def cutmix(spec: CutMixStep, image_shape: tuple[int, ...], n_classes: int | None, task: str) -> BatchTransform:
+    """CutMix of flattened (channels, height, width) rows: for a fraction `probability` of the
+    batch, a rectangle of a random partner's image (area 1 - lam, lam ~ Beta(alpha, alpha), a
+    random centre, clipped at the borders) replaces the same rectangle of the image, and the
+    label becomes (kept area) x own + (pasted area) x partner's, from the box as clipped.
+
+    Classification targets come back as (n, n_classes) probabilities (rows left alone: one-hot);
+    regression targets are mixed the same way."""
+    channels, height, width = image_shape
+
+    def apply(xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        n, device = len(xb), xb.device
+        images = xb.reshape(n, channels, height, width)
+        partner = torch.randperm(n, generator=generator, device=generator.device).to(device)
+        cut = torch.as_tensor(np.sqrt(1.0 - _beta(spec.alpha, n, generator)), dtype=torch.float32)
+        centre_y = (_uniform(n, generator, device) * height).floor().long()
+        centre_x = (_uniform(n, generator, device) * width).floor().long()
+        chosen = _chosen(n, spec.probability, generator, device)
+        half_h = (cut.to(device) * height / 2).round().long()
+        half_w = (cut.to(device) * width / 2).round().long()
+        top, bottom = (centre_y - half_h).clamp(0, height), (centre_y + half_h).clamp(0, height)
+        left, right = (centre_x - half_w).clamp(0, width), (centre_x + half_w).clamp(0, width)
+        rows = torch.arange(height, device=device).view(1, height, 1)
+        cols = torch.arange(width, device=device).view(1, 1, width)
+        box = (
+            (rows >= top.view(n, 1, 1))
+            & (rows < bottom.view(n, 1, 1))
+            & (cols >= left.view(n, 1, 1))
+            & (cols < right.view(n, 1, 1))
+            & chosen.view(n, 1, 1)
+        )
+        mixed = torch.where(box.unsqueeze(1), images[partner], images).reshape(n, -1)
+        pasted = box.sum(dim=(1, 2)).to(torch.float32) / (height * width)  # the partner's share, exact
+        if task != "classification":
+            share = pasted.to(yb.dtype)
+            return mixed, (1 - share) * yb + share * yb[partner]
+        classes = n_classes or int(yb.max().item()) + 1
+        own = yb.to(torch.float32) if yb.ndim == 2 else F.one_hot(yb, classes).to(torch.float32)  # mixed already
+        return mixed, (1 - pasted).unsqueeze(1) * own + pasted.unsqueeze(1) * own[partner]
+
+    return apply
+
+
+def fit_cutmix(spec: CutMixStep, X: np.ndarray, y: np.ndarray, names: list[str], ctx: StepContext) -> FittedStep:
+    """CutMix on the training batches of image-shaped data; needs every pixel column."""
+    shape = ctx.image_shape
+    if shape is None or len(shape) not in (2, 3):
+        raise DataError(
+            "cutmix needs image data (e.g. builtin/digits, an image or audio folder); this data set has no image shape"
+        )
+    dims = tuple(shape) if len(shape) == 3 else (1, *shape)
+    n_classes = ctx.n_classes
+    if ctx.task == "classification" and n_classes is None and len(y):
+        n_classes = int(np.max(y)) + 1
+    words = ("cutmix", "pixel columns", "images", "image_shape")
+    fitted = _whole_input_step(spec, X, y, names, dims, cutmix(spec, dims, n_classes, ctx.task), words)
+    fitted.report["labels"] = "mixed by area (soft labels)" if ctx.task == "classification" else "targets mixed by area"
+    return fitted
 
 
 def _masks(
@@ -211,4 +323,9 @@ def fit_spec_augment(
     return _whole_input_step(spec, X, y, names, shape, spec_augmentation(spec, shape), words)
 
 
-AUGMENT_STEPS: dict[str, StepFit] = {"augment": fit_augment, "image": fit_image, "spec_augment": fit_spec_augment}
+AUGMENT_STEPS: dict[str, StepFit] = {
+    "augment": fit_augment,
+    "image": fit_image,
+    "spec_augment": fit_spec_augment,
+    "cutmix": fit_cutmix,
+}

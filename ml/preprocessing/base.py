@@ -23,11 +23,13 @@ BatchTransform = Callable[[Any, Any, Any], tuple[Any, Any]]
 
 @dataclass(frozen=True)
 class StepContext:
-    """What a step may need besides its rows: the task, the seed and the image geometry."""
+    """What a step may need besides its rows: the task, the seed, the image geometry and the
+    number of classes (the model's outputs; None: the training labels' largest + 1)."""
 
     task: Task = "classification"
     seed: int = 0
     image_shape: tuple[int, ...] | None = None
+    n_classes: int | None = None
 
 
 @dataclass

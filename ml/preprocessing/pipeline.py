@@ -90,6 +90,7 @@ def fit_preprocessing(
     task: Task = "classification",
     seed: int = 0,
     image_shape: tuple[int, ...] | None = None,
+    n_classes: int | None = None,
 ) -> tuple[FittedPipeline, np.ndarray, np.ndarray]:
     """Fit the pipeline on the training rows only.
 
@@ -101,6 +102,7 @@ def fit_preprocessing(
         task: classification or regression.
         seed: seeds every random step.
         image_shape: (channels, height, width) when rows are flattened images.
+        n_classes: classification: the model's outputs (cutmix's soft labels are that wide).
 
     Returns:
         The fitted pipeline, the transformed training features and the training targets.
@@ -109,7 +111,7 @@ def fit_preprocessing(
         DataError: a step does not fit the data (a missing column, a regression task for
             class balancing, image augmentation without images...).
     """
-    context = StepContext(task=task, seed=seed, image_shape=image_shape)
+    context = StepContext(task=task, seed=seed, image_shape=image_shape, n_classes=n_classes)
     pipeline = FittedPipeline(feature_names=list(feature_names))
     X, y = np.asarray(X_train), np.asarray(y_train)
     needs_names: list[str] | None = None

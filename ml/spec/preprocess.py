@@ -299,9 +299,14 @@ class AugmentStep(PreprocessStep):
 
 
 class ImageAugmentStep(PreprocessStep):
-    """Augment image rows of each training batch anew every epoch: flips, shifts, rotations, noise.
+    """Augment image rows of each training batch anew every epoch: colour jitter (brightness,
+    contrast, saturation), flips, shifts, rotations, noise.
 
-    Needs image data (e.g. builtin/digits) whose pixel columns are all kept by the pipeline.
+    Colour jitter draws each image's factors from [1 - x, 1 + x]: brightness scales the distance
+    from black (the batch's lowest value: 0 for pixels in [0, 1]), contrast the distance from the
+    image's mean grey, saturation (RGB only) each pixel's distance from its own grey; the result
+    is clipped to the batch's range of values. Needs image data (e.g. builtin/digits) whose pixel
+    columns are all kept by the pipeline.
     """
 
     step: Literal["image"] = "image"
@@ -309,13 +314,39 @@ class ImageAugmentStep(PreprocessStep):
     shift: int = Field(default=0, ge=0, le=64, description="Shift by up to this many pixels each way.")
     rotate: float = Field(default=0.0, ge=0.0, le=180.0, description="Rotate by up to this many degrees.")
     noise: float = Field(default=0.0, ge=0.0, le=10.0, description="Standard deviation of added pixel noise.")
+    brightness: float = Field(default=0.0, ge=0.0, le=1.0, description="Brightness factor in [1 - x, 1 + x].")
+    contrast: float = Field(default=0.0, ge=0.0, le=1.0, description="Contrast factor in [1 - x, 1 + x].")
+    saturation: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Saturation factor in [1 - x, 1 + x] (RGB images only)."
+    )
     probability: float = Field(default=1.0, gt=0.0, le=1.0, description="Fraction of the batch's images changed.")
 
     @model_validator(mode="after")
     def _does_something(self) -> ImageAugmentStep:
-        if not (self.flip or self.shift or self.rotate or self.noise):
-            raise ValueError("image augmentation needs at least one of flip, shift, rotate, noise")
+        if not (
+            self.flip or self.shift or self.rotate or self.noise or self.brightness or self.contrast or self.saturation
+        ):
+            raise ValueError(
+                "image augmentation needs at least one of flip, shift, rotate, noise, brightness, contrast, saturation"
+            )
         return self
+
+    @property
+    def color_jitter(self) -> bool:
+        """Whether any colour jitter is asked for."""
+        return bool(self.brightness or self.contrast or self.saturation)
+
+
+class CutMixStep(PreprocessStep):
+    """CutMix on the training batches of image (or spectrogram) data, anew every epoch: a chosen
+    image gets a rectangle cut from a random partner of its batch, of area 1 - lam of the image
+    (lam ~ Beta(alpha, alpha), a random centre, clipped at the borders), and its label becomes
+    the area-weighted mix of both labels (classification: soft labels; regression: the targets).
+    """
+
+    step: Literal["cutmix"] = "cutmix"
+    alpha: float = Field(default=1.0, gt=0.0, le=100.0, description="Beta(alpha, alpha) of the kept area.")
+    probability: float = Field(default=0.5, gt=0.0, le=1.0, description="Fraction of the batch's images changed.")
 
 
 class SpecAugmentStep(PreprocessStep):
@@ -355,6 +386,7 @@ STEP_MODELS: tuple[type[PreprocessStep], ...] = (
     AugmentStep,
     ImageAugmentStep,
     SpecAugmentStep,
+    CutMixStep,
 )
 STEP_NAMES: tuple[str, ...] = tuple(m.model_fields["step"].default for m in STEP_MODELS)
 
@@ -373,7 +405,8 @@ AnyPreprocessStep = Annotated[
     | DeduplicateStep
     | AugmentStep
     | ImageAugmentStep
-    | SpecAugmentStep,
+    | SpecAugmentStep
+    | CutMixStep,
     Field(discriminator="step"),
 ]
 _STEP_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyPreprocessStep)

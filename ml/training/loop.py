@@ -77,6 +77,8 @@ def _prediction(task: Task, output: torch.Tensor) -> torch.Tensor:
 
 
 def _score(task: Task, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if task == "classification" and target.ndim == 2:  # soft labels (cutmix): their largest share
+        target = target.argmax(dim=1)
     return (prediction == target).sum() if task == "classification" else ((prediction - target) ** 2).sum()
 
 

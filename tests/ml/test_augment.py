@@ -171,3 +171,156 @@ def test_a_run_with_augmentation_is_reproducible() -> None:
     }
     first, second = run_experiment(spec), run_experiment(spec)
     assert first["test"] == second["test"] and first["final"] == second["final"]
+
+
+# --- colour jitter and cutmix ------------------------------------------------------------------
+
+
+def rgb_images(n: int = 32, side: int = 6, seed: int = 0) -> np.ndarray:
+    """n random RGB images in [0, 1], flattened; the batch holds an exact 0 and an exact 1."""
+    X = np.random.default_rng(seed).uniform(0.05, 0.95, size=(n, 3 * side * side))
+    X[0, 0], X[1, 0] = 0.0, 1.0
+    return X
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"step": "image", "brightness": 0.4, "contrast": 0.4, "saturation": 0.4},
+        {"step": "cutmix", "alpha": 1.0, "probability": 1.0},
+    ],
+    ids=lambda s: s["step"],
+)
+def test_colour_jitter_and_cutmix_are_seeded_and_stay_on_the_batch_device(step: dict, device: str) -> None:
+    X = rgb_images()
+    pipeline, _, _ = pipeline_of(step, X=X, image_shape=(3, 6, 6))
+    xb = torch.as_tensor(X, dtype=torch.float32, device=device)
+    yb = (torch.arange(32) % 3).to(device)
+    first = pipeline.batch_transform(xb, yb, torch.Generator().manual_seed(1))
+    again = pipeline.batch_transform(xb, yb, torch.Generator().manual_seed(1))
+    other = pipeline.batch_transform(xb, yb, torch.Generator().manual_seed(2))
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert not torch.equal(first[0], other[0]) and not torch.equal(first[0], xb)
+    assert first[0].device == xb.device and first[1].device == xb.device and first[0].shape == xb.shape
+
+
+@pytest.mark.parametrize("step", [{"step": "image", "brightness": 0.5}, {"step": "cutmix"}], ids=lambda s: s["step"])
+def test_colour_jitter_and_cutmix_change_training_batches_only(step: dict) -> None:
+    X, X_val = rgb_images(), rgb_images(8, seed=1)
+    pipeline, Xt, yt = pipeline_of(step, X=X, image_shape=(3, 6, 6))
+    assert np.array_equal(pipeline.transform(X_val), X_val.astype(np.float32))  # validation/test rows pass
+    assert np.array_equal(Xt, X.astype(np.float32))  # the stored training rows too: batches change
+    assert pipeline.reports[0]["applies_to"] == "training batches, anew every epoch"
+
+
+def test_colour_jitter_values_stay_in_the_batch_range() -> None:
+    X = rgb_images(64)
+    step = {"step": "image", "brightness": 0.8, "contrast": 0.8, "saturation": 0.8}
+    pipeline, _, _ = pipeline_of(step, X=X, image_shape=(3, 6, 6))
+    xb = torch.as_tensor(X, dtype=torch.float32)
+    out, labels = pipeline.batch_transform(xb, torch.zeros(64, dtype=torch.long), torch.Generator().manual_seed(0))
+    assert out.min() >= 0.0 and out.max() <= 1.0 and torch.equal(labels, torch.zeros(64, dtype=torch.long))
+    assert (out == 1.0).sum() > 1 and (out - xb).abs().mean() > 0.05  # it pushed values to the edge and clipped
+
+
+def test_brightness_scales_each_image_by_its_own_factor() -> None:
+    X = rgb_images(32)
+    pipeline, _, _ = pipeline_of({"step": "image", "brightness": 0.3}, X=X, image_shape=(3, 6, 6))
+    xb = torch.as_tensor(X, dtype=torch.float32)
+    out, _ = pipeline.batch_transform(xb, torch.zeros(32), torch.Generator().manual_seed(3))
+    factors = []
+    for image, changed in zip(xb, out, strict=True):
+        inside = (changed < 1.0) & (image > 0.0)  # not clipped, black (0) stays black
+        ratios = changed[inside] / image[inside]
+        assert torch.allclose(ratios, ratios[0].expand_as(ratios), rtol=1e-4)
+        factors.append(ratios[0].item())
+    assert min(factors) >= 0.7 - 1e-4 and max(factors) <= 1.3 + 1e-4
+    assert np.std(factors) > 0.05  # per sample, not one factor for the batch
+
+
+def test_saturation_keeps_each_pixels_grey_and_needs_rgb() -> None:
+    X = np.random.default_rng(0).uniform(0.3, 0.7, size=(16, 3 * 4 * 4))
+    X[0, :] = 0.0  # the batch spans [0, 1]: nothing reaches the clip for these mid-range pixels
+    X[1, :] = 1.0
+    pipeline, _, _ = pipeline_of({"step": "image", "saturation": 0.2}, X=X, image_shape=(3, 4, 4))
+    xb = torch.as_tensor(X, dtype=torch.float32)
+    out, _ = pipeline.batch_transform(xb, torch.zeros(16), torch.Generator().manual_seed(0))
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1)
+    grey_in = (xb.view(16, 3, 16) * luma).sum(1)
+    grey_out = (out.view(16, 3, 16) * luma).sum(1)
+    assert torch.allclose(grey_in, grey_out, atol=1e-5) and not torch.equal(out, xb)
+    with pytest.raises(DataError, match="saturation needs RGB images"):
+        pipeline_of({"step": "image", "saturation": 0.2}, X=digits_like(8), image_shape=(1, 8, 8))
+
+
+def test_cutmix_mixes_labels_by_the_pasted_area() -> None:
+    n, side = 40, 8
+    # each image one constant value, its own: a pasted pixel says which partner it came from
+    X = np.repeat(np.arange(n, dtype=np.float64)[:, None], side * side, axis=1)
+    y = np.arange(n) % 5
+    names = [f"p{i}" for i in range(side * side)]
+    from ml.preprocessing import fit_preprocessing
+
+    steps = [PreprocessStep(step="cutmix", alpha=1.0, probability=0.75)]
+    pipeline, _, _ = fit_preprocessing(steps, X, y, names, image_shape=(1, side, side), n_classes=5)
+    xb, yb = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
+    out, soft = pipeline.batch_transform(xb, yb, torch.Generator().manual_seed(0))
+    assert soft.shape == (n, 5) and soft.dtype == torch.float32
+    assert torch.allclose(soft.sum(dim=1), torch.ones(n))
+    mixed = 0
+    for i in range(n):
+        values = out[i].view(side, side)
+        pasted = values != i
+        if pasted.any():
+            mixed += 1
+            partner = int(values[pasted][0].item())
+            assert (values[pasted] == partner).all()  # one partner a row
+            rows, cols = pasted.nonzero(as_tuple=True)  # ... pasted as one rectangle
+            assert pasted.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+        share = pasted.float().mean()
+        expected = torch.zeros(5)
+        expected[y[i]] += 1 - share
+        if pasted.any():
+            expected[y[partner]] += share
+        assert torch.allclose(soft[i], expected, atol=1e-6), i
+    assert 0.4 * n < mixed <= n  # about `probability` of the rows (a few draw an empty box or themselves)
+
+
+def test_cutmix_mixes_regression_targets_by_area() -> None:
+    X = np.repeat(np.arange(16, dtype=np.float64)[:, None], 36, axis=1)
+    pipeline, _, _ = pipeline_of({"step": "cutmix", "probability": 1.0}, X=X, image_shape=(1, 6, 6), task="regression")
+    xb = torch.as_tensor(X, dtype=torch.float32)
+    out, target = pipeline.batch_transform(xb, 10.0 * xb[:, 0], torch.Generator().manual_seed(0))
+    # a row's target is 10 x the mean of its pixels (each pixel an image index, mixed by area)
+    assert torch.allclose(target, 10.0 * out.mean(dim=1), atol=1e-4) and not torch.equal(out, xb)
+
+
+def test_cutmix_needs_image_data() -> None:
+    with pytest.raises(DataError, match="cutmix needs image data"):
+        pipeline_of({"step": "cutmix"})
+
+
+def test_a_cnn_learns_with_cutmix_soft_labels_and_colour_jitter() -> None:
+    from ml.reporter import RecordingReporter
+    from ml.run import run_experiment
+
+    spec = {
+        "name": "cutmix",
+        "seed": 0,
+        "data": {"source": "builtin/digits"},
+        "preprocess": [
+            {"step": "minmax", "per_feature": False},
+            {"step": "image", "brightness": 0.3, "contrast": 0.3},
+            {"step": "cutmix", "alpha": 1.0, "probability": 0.5},
+        ],
+        "model": {"type": "cnn", "channels": [8, 16], "hidden": [32]},
+        "train": {"epochs": 8, "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.003}, "device": "cpu"},
+        "evaluate": {"plots": False},
+    }
+    reporter = RecordingReporter()
+    summary = run_experiment(spec, reporter)
+    assert summary["test"]["accuracy"] > 0.85
+    accuracy = reporter.series("train", "accuracy")  # scored against each row's larger share
+    assert all(0.0 <= a <= 1.0 for a in accuracy) and accuracy[-1] > accuracy[0]
+    assert [r["step"] for r in summary["preprocess"]][-1] == "cutmix"
