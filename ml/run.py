@@ -147,17 +147,36 @@ def run_train(
         hypergradient.active() if hypergradient else contextlib.nullcontext(),
         gpu_telemetry(device) as telemetry,
     ):
-        history = fit(
-            model,
-            Tensors(Xt, yt, Xv, yv),
-            spec.train,
-            data.task,
-            reporter,
-            generator,
-            class_weights=class_weights,
-            val_class_weights=val_class_weights,
-            batch_transform=pipeline.batch_transform,
-        )
+        distributed = None
+        if spec.processes() > 1:  # data-parallel: one process per GPU (resources.gpus), or CPU processes
+            from ml.training.distributed import fit_distributed
+
+            history, distributed = fit_distributed(
+                model,
+                Tensors(Xt, yt, Xv, yv),
+                spec.train,
+                data.task,
+                reporter,
+                generator,
+                processes=spec.processes(),
+                seed=spec.seed,
+                class_weights=class_weights,
+                val_class_weights=val_class_weights,
+                batch_transform=pipeline.batch_transform,
+                step_hooks=[hook for hook in (init.scaled, hypergradient) if hook is not None],
+            )
+        else:
+            history = fit(
+                model,
+                Tensors(Xt, yt, Xv, yv),
+                spec.train,
+                data.task,
+                reporter,
+                generator,
+                class_weights=class_weights,
+                val_class_weights=val_class_weights,
+                batch_transform=pipeline.batch_transform,
+            )
     training_seconds = time.perf_counter() - fit_started
 
     reporter.save_artifact("model.pt", state_dict_bytes(model), "application/octet-stream")
@@ -218,6 +237,8 @@ def run_train(
         summary["leakage"]["deduplicated"] = deduplicated
     if lr_range is not None:
         summary["lr_range_test"] = {k: lr_range[k] for k in ("suggested_lr", "rule")} | {"steps": len(lr_range["lrs"])}
+    if distributed is not None:
+        summary["distributed"] = distributed
     if init.summary:
         summary["init"] = init.summary
     if hypergradient:

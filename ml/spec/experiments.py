@@ -68,3 +68,43 @@ class TrainExperimentSpec(ExperimentHeader):
                     "spec_augment's gain_db and noise are in dB of a spectrogram; on a raw waveform "
                     "(data.audio.features: waveform) use its shift and time masks only"
                 )
+
+    @model_validator(mode="after")
+    def _data_parallel_fits(self) -> TrainExperimentSpec:
+        """Data-parallel processes that a worker can start: one per GPU asked for, or CPU processes
+        said to be on the CPU, each with an equal share of the batch."""
+        gpus = self.resources.gpus if self.resources is not None else 0
+        on_cpu = self.train.device == "cpu" or (self.resources is not None and self.resources.cpu_only)
+        asked = self.train.distributed.processes if self.train.distributed is not None else None
+        if gpus > 1 and on_cpu:
+            raise ValueError(
+                f"resources.gpus {gpus} trains on {gpus} GPUs, one process each, but train.device is cpu; "
+                f"set train.device auto or cuda, or leave resources.gpus out (train.distributed.processes: {gpus} "
+                "for CPU processes)"
+            )
+        if asked is not None and gpus and asked != gpus:
+            raise ValueError(
+                f"train.distributed.processes {asked} and resources.gpus {gpus} differ: data-parallel training "
+                "runs one process per GPU; set them equal (or leave processes out)"
+            )
+        if asked is not None and asked > 1 and not gpus and not on_cpu:
+            raise ValueError(
+                f"train.distributed.processes {asked} without resources.gpus trains {asked} CPU processes (gloo): "
+                f"say so with train.device: cpu (or resources.cpu_only: true), or ask for resources.gpus: {asked} "
+                f"to train on {asked} GPUs"
+            )
+        processes = self.processes()
+        if self.train.batch_size % processes:
+            fits = max(processes, self.train.batch_size - self.train.batch_size % processes)
+            raise ValueError(
+                f"train.batch_size {self.train.batch_size} is not a multiple of the {processes} data-parallel "
+                f"processes: each takes an equal share of a step's batch; use e.g. {fits}"
+            )
+        return self
+
+    def processes(self) -> int:
+        """How many data-parallel processes train it: ``train.distributed.processes``, else one per
+        GPU of ``resources.gpus``, else one."""
+        if self.train.distributed is not None:
+            return self.train.distributed.processes
+        return max(1, self.resources.gpus) if self.resources is not None else 1

@@ -176,6 +176,19 @@ class TrainSummary(Summary):
     lr_range_test: LrRangeTest | None = None
     init: TransferInit | None = None
     hypergradient: HypergradientReport | None = None
+    distributed: DataParallelReport | None = None
+
+
+class DataParallelReport(SummaryModel):
+    """How a data-parallel run (`train.distributed`, `resources.gpus` > 1) trained: DDP over
+    `processes` processes talking through `backend` (nccl on GPUs, gloo on the CPU)."""
+
+    processes: int
+    backend: str
+    devices: list[str]
+    batch_size_per_process: int
+    rows_per_process: int
+    identical_weights: bool
 
 
 class GpuUtilization(SummaryModel):

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ml.spec.base import MAX_BATCH_SIZE, MAX_EPOCHS, StrictModel
+from ml.spec.base import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_GPUS, StrictModel
 
 # --- optimizers -------------------------------------------------------------------------------
 
@@ -337,6 +337,19 @@ class LrRangeTestSpec(StrictModel):
         return self
 
 
+class DistributedSpec(StrictModel):
+    """Data-parallel training (DistributedDataParallel): several processes each train on their own
+    shard of the training rows and average their gradients every step. On GPUs it is one process
+    per GPU (``resources.gpus: N`` alone asks for it); on the CPU (``device: cpu``) the processes
+    talk through gloo."""
+
+    processes: int = Field(
+        ge=1,
+        le=MAX_GPUS,
+        description="Data-parallel processes; train.batch_size is the total batch of a step, split evenly among them.",
+    )
+
+
 class TrainSpec(StrictModel):
     """The training loop's settings."""
 
@@ -357,6 +370,10 @@ class TrainSpec(StrictModel):
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="auto: CUDA when the worker has one, else CPU."
+    )
+    distributed: DistributedSpec | None = Field(
+        default=None,
+        description="Data-parallel processes (default: one per GPU of resources.gpus, else one).",
     )
 
     @field_validator("schedule", mode="before")

@@ -233,6 +233,7 @@ def fit(
     val_class_weights: torch.Tensor | None = None,
     batch_transform: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
     | None = None,
+    epoch_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> History:
     """Train `model` in place on `data` as `spec` says.
 
@@ -247,6 +248,9 @@ def fit(
         val_class_weights: per-class weights of the validation loss, so that it measures the same
             class mix as the training loss (`validation_class_weights`).
         batch_transform: augments each training batch on the fly (every epoch anew).
+        epoch_reduce: data-parallel training (`ml.training.distributed`): turns this process's
+            epoch values (train loss, train metric sum, validation loss and metric sum, penalty)
+            into the same values on every process, so that they all take the same decisions.
 
     Returns:
         The learning curves (``train/lr`` is the rate each epoch trained at) and where training
@@ -329,9 +333,12 @@ def fit(
             model, data.X_val, data.y_val, task, class_weights=val_class_weights, keep_outputs=extra_metric
         )
         # The one host sync of the epoch.
-        train_loss, train_metric, v_loss, v_metric, penalty_mean = torch.stack(
+        epoch_values = torch.stack(
             [loss_sum / seen, score.epoch_total(), val_loss, val_metric, penalty_sum / len(starts)]
-        ).tolist()
+        )
+        if epoch_reduce is not None:
+            epoch_values = epoch_reduce(epoch_values)
+        train_loss, train_metric, v_loss, v_metric, penalty_mean = epoch_values.tolist()
         _check_divergence(train_loss, first_loss, epoch, lr)
         first_loss = train_loss if first_loss is None else first_loss
 

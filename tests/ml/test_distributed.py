@@ -1,0 +1,219 @@
+"""Data-parallel training (DistributedDataParallel) on the CPU: two gloo processes, the second
+started by `fit_distributed` as a real subprocess, train one model: the loss decreases, both
+end with identical weights, the result is close to one process on the same total batch,
+checkpoints resume, a cancel stops every process and a rank that dies fails the run. The spec's
+refusals of impossible process counts are here too."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from pydantic import ValidationError
+from torch import nn
+
+from ml.errors import Cancelled
+from ml.reporter import RecordingReporter
+from ml.run import run_experiment
+from ml.spec import TrainSpec, parse_spec
+from ml.training.distributed import RankFailed, fit_distributed, shard_rows, weights_digest
+from ml.training.loop import Tensors, fit
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds rank processes in /proc (Linux)")
+SPEC = TrainSpec.model_validate(
+    {"epochs": 6, "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.01}, "device": "cpu"}
+)
+
+
+def blobs(seed: int = 0) -> Tensors:
+    """Three Gaussian classes in 4 dimensions, 384 training and 128 validation rows (sorted by class)."""
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.tensor([[2.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 2.0, 0]])
+    y = torch.arange(3).repeat_interleave(512 // 3 + 1)[:512]
+    X = centers[y] + torch.randn(512, 4, generator=g)
+    validation = torch.arange(0, 512, 4)
+    train = torch.ones(512, dtype=torch.bool)
+    train[validation] = False
+    return Tensors(X[train], y[train], X[validation], y[validation])
+
+
+def mlp(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def rank_processes() -> list[int]:
+    """The rank processes this test process started that still exist (zombies included)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and b"ml.training.distributed_rank" in command:
+            found.append(int(entry.name))
+    return found
+
+
+class StopAfter(RecordingReporter):
+    """Asks to stop once epoch `epoch` has ended (a cancel, or a worker's graceful shutdown)."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def should_stop(self) -> bool:
+        return any(int(row["step"]) >= self.epoch for row in self.rows)
+
+
+def train_two(model: nn.Module, reporter: RecordingReporter, spec: TrainSpec = SPEC) -> tuple:
+    return fit_distributed(
+        model, blobs(), spec, "classification", reporter, torch.Generator().manual_seed(0), processes=2, seed=0
+    )
+
+
+@pytest.fixture(scope="module")
+def two_processes() -> tuple:
+    """One uninterrupted two-process run: (model, history, report, reporter)."""
+    model, reporter = mlp(), RecordingReporter()
+    history, report = train_two(model, reporter)
+    assert rank_processes() == []
+    return model, history, report, reporter
+
+
+def test_shards_are_equal_sized_disjoint_and_cover_every_row() -> None:
+    shards = shard_rows(385, 2, seed=0)
+    assert [len(s) for s in shards] == [193, 193]
+    rows = torch.cat(shards)
+    assert set(rows.tolist()) == set(range(385))  # one row repeated to even them out
+    assert len(set(shards[0].tolist()) & set(shards[1].tolist())) <= 1
+    labels = torch.arange(385) // 193  # rows sorted by class: each shard gets both classes
+    assert 0.3 < float(labels[shards[0]].float().mean()) < 0.7
+
+
+def test_two_gloo_processes_learn_one_model(two_processes: tuple) -> None:
+    model, history, report, reporter = two_processes
+    assert report["processes"] == 2 and report["backend"] == "gloo" and report["devices"] == ["cpu", "cpu"]
+    assert report["batch_size_per_process"] == 16 and report["rows_per_process"] == 192
+    assert report["identical_weights"]  # SHA-256 of both ranks' final state dicts, gathered
+    losses = reporter.series("train", "loss")
+    assert len(losses) == 6 and losses[-1] < 0.5 * losses[0]
+    assert history.series["train"]["loss"] == losses  # the curves are the mean over both ranks
+    assert reporter.series("validation", "accuracy")[-1] > 0.85
+    assert reporter.checkpoint is not None  # rank 0 saved them
+
+
+def test_two_processes_end_close_to_one_process_on_the_same_total_batch(two_processes: tuple) -> None:
+    _, history, _, _ = two_processes
+    single = RecordingReporter()
+    fit(mlp(), blobs(), SPEC, "classification", single, torch.Generator().manual_seed(0))
+    two_loss, one_loss = history.series["validation"]["loss"][-1], single.series("validation", "loss")[-1]
+    assert abs(two_loss - one_loss) < 0.1 * one_loss
+    two_acc, one_acc = history.series["validation"]["accuracy"][-1], single.series("validation", "accuracy")[-1]
+    assert abs(two_acc - one_acc) <= 0.03
+
+
+def test_resume_from_a_checkpoint_ends_as_the_uninterrupted_run(two_processes: tuple) -> None:
+    uninterrupted = two_processes[0]
+    stopped = StopAfter(3)
+    with pytest.raises(Cancelled):
+        train_two(mlp(), stopped)
+    assert max(int(r["step"]) for r in stopped.rows) == 3 and stopped.checkpoint is not None
+
+    resumed = RecordingReporter()
+    resumed.checkpoint = stopped.checkpoint
+    model = mlp(seed=1)  # other initial weights: the checkpoint's replace them
+    history, report = train_two(model, resumed)
+    assert history.resumed_from == 3 and report["identical_weights"]
+    assert sorted({int(r["step"]) for r in resumed.rows}) == [4, 5, 6]
+    assert history.series["train"]["loss"][:3] == stopped.series("train", "loss")
+    for name, value in uninterrupted.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+    assert rank_processes() == []
+
+
+def test_a_cancel_stops_every_process_promptly() -> None:
+    reporter = StopAfter(2)
+    spec = SPEC.model_copy(update={"epochs": 500})
+    with pytest.raises(Cancelled):
+        train_two(mlp(), reporter, spec)
+    assert max(int(r["step"]) for r in reporter.rows) == 2  # stopped at the next epoch's first batch
+    assert rank_processes() == []
+
+
+class KillRankOne(RecordingReporter):
+    """Kills the other rank with SIGKILL after epoch 2 (an out-of-memory kill, a crash)."""
+
+    def on_epoch_end(self, step: int, metrics) -> None:
+        super().on_epoch_end(step, metrics)
+        if step == 2:
+            for pid in rank_processes():
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_rank_that_dies_fails_the_run_and_nothing_is_left_behind() -> None:
+    reporter = KillRankOne()
+    with pytest.raises(RankFailed, match="process 1 of 2 was killed by signal 9"):
+        train_two(mlp(), reporter, SPEC.model_copy(update={"epochs": 500}))
+    assert max(int(r["step"]) for r in reporter.rows) <= 3
+    assert rank_processes() == []
+
+
+def test_a_train_spec_with_two_processes_runs_and_says_so() -> None:
+    spec = {
+        "name": "ddp",
+        "data": {"source": "synthetic/moons", "options": {"n_samples": 400}},
+        "model": {"hidden": [16]},
+        "train": {"epochs": 3, "batch_size": 32, "device": "cpu", "distributed": {"processes": 2}},
+        "evaluate": {"plots": False},
+    }
+    reporter = RecordingReporter()
+    summary = run_experiment(copy.deepcopy(spec), reporter)
+    assert summary["distributed"]["processes"] == 2 and summary["distributed"]["backend"] == "gloo"
+    assert summary["distributed"]["identical_weights"] and summary["device"] == "cpu"
+    assert summary["epochs_run"] == 3 and "accuracy" in summary["test"]
+    assert "model.pt" in reporter.artifacts and len(reporter.series("train", "loss")) == 3
+
+
+TRAIN = {"name": "r", "data": {"source": "builtin/iris"}}
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ({**TRAIN, "train": {"distributed": {"processes": 2}}}, "say so with train.device: cpu"),
+        ({**TRAIN, "train": {"device": "cpu", "batch_size": 63, "distributed": {"processes": 2}}}, "use e.g. 62"),
+        ({**TRAIN, "resources": {"gpus": 3}}, "train.batch_size 64 is not a multiple of the 3"),
+        ({**TRAIN, "resources": {"gpus": 2}, "train": {"distributed": {"processes": 4}}}, "differ"),
+        ({**TRAIN, "resources": {"gpus": 2}, "train": {"device": "cpu"}}, "train.device is cpu"),
+        ({**TRAIN, "train": {"device": "cpu", "distributed": {"processes": 17}}}, "less than or equal to 16"),
+        ({**TRAIN, "train": {"device": "cpu", "distributed": {"processes": 0}}}, "greater than or equal to 1"),
+    ],
+)
+def test_impossible_process_counts_are_refused(spec: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        parse_spec(spec)
+
+
+def test_process_counts_a_spec_asks_for() -> None:
+    assert parse_spec(TRAIN).processes() == 1  # type: ignore[union-attr]
+    assert parse_spec({**TRAIN, "resources": {"gpus": 2}}).processes() == 2  # type: ignore[union-attr]
+    assert parse_spec({**TRAIN, "resources": {"gpus": 1}}).processes() == 1  # type: ignore[union-attr]
+    cpu = {**TRAIN, "resources": {"cpu_only": True}, "train": {"distributed": {"processes": 4}}}
+    assert parse_spec(cpu).processes() == 4  # type: ignore[union-attr]
+
+
+def test_weights_digest_tells_weights_apart() -> None:
+    a, b = mlp(0), mlp(0)
+    assert weights_digest(a) == weights_digest(b)
+    with torch.no_grad():
+        b[0].weight[0, 0] += 1e-7
+    assert weights_digest(a) != weights_digest(b)
