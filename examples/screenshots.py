@@ -1,6 +1,7 @@
 """Dashboard screenshots for the README, taken by `make examples` in headless Chromium (Debian's
 chromium + chromium-driver, driven by Selenium as in tests/dashboard) once the examples have run
-on its service: the list, a train run, a compare, a search and a k-fold, each the whole page.
+on its service: the run table (the list), a train run, a compare, a search (its history,
+parameter importances and parallel coordinates), a k-fold and a PINN, each the whole page.
 
 Written to docs/screenshots/<page>.png; a page whose example did not run is left as it was.
 Without Chromium it says so and takes none (the examples still count).
@@ -25,6 +26,7 @@ PAGES: dict[str, str | None] = {
     "compare": "optimizers-compare",
     "search": "search-tpe",
     "kfold": "kfold",
+    "pinn": "pinn-heat",
 }
 
 

@@ -135,7 +135,8 @@ function lineChart(container, key, title, datasets, xTitle = "epoch", opts = {})
     borderColor: d.color || COLORS[i % COLORS.length],
     backgroundColor: d.color || COLORS[i % COLORS.length],
     borderDash: d.dash || [],
-    pointRadius: d.points.length > 60 ? 0 : 2,
+    showLine: d.line !== false,
+    pointRadius: d.radius ?? (d.points.length > 60 ? 0 : 2),
     borderWidth: d.width || 2,
   }));
   const positive = datasets.some((d) => d.points.length) && datasets.every((d) => d.points.every((p) => p.y > 0));
@@ -199,12 +200,46 @@ function metricOrder(a, b) {
   return rank(a) - rank(b) || a.localeCompare(b);
 }
 
-function drawCurves(container, metrics, prefix, xTitle = "epoch") {
+const TINY = 1e-12;
+
+function seriesShape(splits) {
+  // "value": no split has two points (a scalar such as a PINN's final error: a value, not a
+  // one-point chart); "tiny": every value below TINY in size (a boundary term the network meets
+  // exactly, ~1e-31: rounding noise drawn as a curve would mislead); otherwise "curve"
+  const all = Object.values(splits);
+  if (all.every((points) => points.length <= 1)) return "value";
+  if (all.every((points) => points.every((p) => Math.abs(p.y) < TINY))) return "tiny";
+  return "curve";
+}
+
+function curveValues(entries) {
+  // one card of the series that are not drawn: each split's last value, or "≈0" for tiny ones
+  const rows = entries.flatMap(([name, splits, shape]) =>
+    Object.entries(splits).map(([split, points]) => {
+      const last = points[points.length - 1];
+      const largest = Math.max(...points.map((p) => Math.abs(p.y)));
+      const text = shape === "tiny" ? `≈0 (below ${TINY.toExponential(0)})` : fmt(last.y);
+      const title = shape === "tiny" ? `largest ${largest.toExponential(2)} over ${points.length} steps` : `step ${last.x}`;
+      return h("tr", { "data-metric": name, "data-split": split, "data-shape": shape }, h("td", {}, name), h("td", {}, split), h("td", { class: "num", title }, text));
+    }),
+  );
+  return rows.length ? h("div", { class: "card" }, h("h3", {}, "values (a single point, or ≈0 throughout)"), h("table", {}, rows)) : null;
+}
+
+function drawCurves(container, metrics, prefix, xTitle = "epoch", valuesId = null) {
+  // a chart per metric, a line per split; with valuesId, single points and identically tiny
+  // series are listed there as values instead
   const byName = seriesByName(metrics);
   const names = Object.keys(byName).sort(metricOrder);
   if (!names.length) return;
-  container.querySelectorAll("p.muted").forEach((p) => p.remove());
+  const values = [];
   for (const name of names) {
+    const shape = seriesShape(byName[name]);
+    if (valuesId && shape !== "curve") {
+      values.push([name, byName[name], shape]);
+      continue;
+    }
+    container.querySelectorAll("p.muted").forEach((p) => p.remove());
     const datasets = Object.entries(byName[name]).map(([split, points]) => ({
       label: split,
       points,
@@ -212,45 +247,18 @@ function drawCurves(container, metrics, prefix, xTitle = "epoch") {
     }));
     lineChart(container, `${prefix}:${name}`, name, datasets, xTitle, { logY: name === "lr" });
   }
+  if (valuesId) fill(valuesId, curveValues(values));
 }
 
-/* ---------- the experiment list ---------- */
+/* ---------- who is signed in ---------- */
 
-async function listPage() {
-  const query = new URLSearchParams(location.search);
-  const params = new URLSearchParams({ limit: "200" });
-  for (const key of ["status", "kind", "name"]) if (query.get(key)) params.set(key, query.get(key));
-  // top-level experiments only unless "children too" is ticked: a search's trials stay on its page
-  if (!query.get("children")) params.set("top_level", "true");
-  const selected = new Set();
-  const compareButton = document.getElementById("compare-selected");
-  compareButton.addEventListener("click", () => location.assign(`/compare?ids=${[...selected].join(",")}`));
-  const toggle = (id) => (event) => {
-    event.target.checked ? selected.add(id) : selected.delete(id);
-    compareButton.disabled = selected.size < 2;
-  };
-  repeat(async () => {
-    const page = await api(`/experiments?${params}`);
-    const rows = page.items.map((e) => {
-      const run = e.started_at && e.finished_at ? (new Date(e.finished_at) - new Date(e.started_at)) / 1000 : null;
-      return h(
-        "tr",
-        { "data-id": e.id, "data-status": e.status },
-        h("td", {}, h("input", { type: "checkbox", checked: selected.has(e.id), onchange: toggle(e.id) })),
-        h("td", {}, h("a", { href: `/experiments/${e.id}` }, `#${e.id}`)),
-        h("td", {}, h("a", { href: `/experiments/${e.id}` }, e.name)),
-        h("td", {}, e.kind),
-        h("td", {}, badge(e.status)),
-        h("td", {}, e.parent_id ? h("a", { href: `/experiments/${e.parent_id}` }, `#${e.parent_id}`) : ""),
-        h("td", {}, new Date(e.created_at).toLocaleString()),
-        h("td", { class: "num" }, seconds(run)),
-      );
-    });
-    document.querySelector("#experiments tbody").replaceChildren(
-      ...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 8, class: "muted" }, "no experiments match"))]),
-    );
-    fill("total", `${page.items.length} of ${page.total} shown`);
-    return true; // new submissions show up too
+function whoami() {
+  // "signed in as NAME" in every page's header ("(admin)" for an admin, who sees everyone's runs);
+  // window.trainlabMe is the answer of /me (null if it failed) for the pages that need it
+  window.trainlabMe = api("/me").catch(() => null);
+  window.trainlabMe.then((me) => {
+    const node = document.getElementById("whoami");
+    if (me && node) node.textContent = `signed in as ${me.name}${me.is_admin ? " (admin)" : ""}`;
   });
 }
 
@@ -286,7 +294,9 @@ function loginPage() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  const pages = { list: listPage, login: loginPage, experiment: window.experimentPage, compare: window.comparePage };
-  const page = pages[document.body.dataset.page];
+  const pages = { list: window.listPage, login: loginPage, experiment: window.experimentPage, compare: window.comparePage };
+  const name = document.body.dataset.page;
+  if (name !== "login" && document.getElementById("whoami")) whoami();
+  const page = pages[name];
   if (page) Promise.resolve(page()).catch((error) => problem(error.message));
 });

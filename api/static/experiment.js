@@ -126,7 +126,6 @@ function renderSummary(summary) {
     keyValueCard("test", scalars(summary.test)),
     keyValueCard("validation", scalars(summary.validation)),
     keyValueCard("best trial", scalars(best)),
-    keyValueCard("parameter importances", scalars(summary.importances)),
     keyValueCard("member spread (test)", scalars(summary.member_spread)),
     keyValueCard("ensemble gain over the mean member", scalars(summary.gain_over_member_mean)),
     keyValueCard("baseline", scalars(summary.baseline)),
@@ -207,41 +206,6 @@ function trialValue(trial) {
   return trial.value ?? trial.objective ?? trial.score ?? null;
 }
 
-function renderTrials(exp) {
-  const trials = (exp.summary || {}).trials;
-  show("trials-section", Array.isArray(trials) && trials.length > 0);
-  if (!Array.isArray(trials) || !trials.length) return;
-  const flat = trials.map((t) => {
-    const row = {};
-    for (const [k, v] of Object.entries(t)) {
-      if (v && typeof v === "object" && !Array.isArray(v)) for (const [k2, v2] of Object.entries(v)) row[`${k}.${k2}`] = v2;
-      else row[k] = v;
-    }
-    return row;
-  });
-  const columns = [...new Set(flat.flatMap((r) => Object.keys(r)))];
-  const cell = (r, c) =>
-    c === "experiment" && r[c]
-      ? h("td", {}, h("a", { href: `/experiments/${r[c]}` }, `#${r[c]}`))
-      : c === "state"
-        ? h("td", {}, badge(r[c] === "complete" ? "succeeded" : r[c], r[c]))
-        : h("td", { class: typeof r[c] === "number" ? "num" : "" }, fmt(r[c]));
-  fill("trials", table(columns, flat.map((r) => columns.map((c) => cell(r, c)))));
-  const declared = exp.summary.objective || {};
-  const objective = typeof declared === "object" ? declared.metric || "" : String(declared);
-  const direction = declared.direction || exp.summary.direction || (MINIMIZED.test(objective) ? "minimize" : "maximize");
-  const points = trials.map((t, i) => ({ x: t.number ?? t.trial ?? i + 1, y: trialValue(t) })).filter((p) => typeof p.y === "number");
-  let best = null;
-  const bestSoFar = points.map((p) => {
-    best = best === null ? p.y : direction === "minimize" ? Math.min(best, p.y) : Math.max(best, p.y);
-    return { x: p.x, y: best };
-  });
-  lineChart(document.getElementById("trial-history"), "trials", `search history (${objective || "objective"}, ${direction})`, [
-    { label: "trial", points },
-    { label: "best so far", points: bestSoFar, dash: [6, 3] },
-  ], "trial");
-}
-
 const finishedChildRows = new Map(); // child id -> its validation rows, once it is final (they never change)
 
 async function childRows(child) {
@@ -285,7 +249,19 @@ function renderArtifacts(exp, artifacts) {
   const images = artifacts.filter((a) => a.content_type.startsWith("image/")).sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
   const href = (a) => `${API}/experiments/${exp.id}/artifacts/${encodeURIComponent(a.name)}`;
   show("plots-section", images.length > 0);
-  fill("plots", images.map((a) => h("figure", {}, h("img", { src: `${href(a)}?v=${encodeURIComponent(a.created_at)}`, alt: a.name, loading: "lazy" }), h("figcaption", {}, a.name))));
+  // each thumbnail opens its plot full size in a tab of its own (inline: shown, not saved)
+  const full = (a) => `${href(a)}?inline=true&v=${encodeURIComponent(a.created_at)}`;
+  fill(
+    "plots",
+    images.map((a) =>
+      h(
+        "figure",
+        {},
+        h("a", { href: full(a), target: "_blank", rel: "noopener", title: `${a.name}: open full size` }, h("img", { src: `${href(a)}?v=${encodeURIComponent(a.created_at)}`, alt: a.name, loading: "lazy" })),
+        h("figcaption", {}, a.name, " · ", h("a", { href: full(a), target: "_blank", rel: "noopener" }, "full size")),
+      ),
+    ),
+  );
   show("files-section", artifacts.length > 0);
   fill("files", artifacts.map((a) => h("li", {}, h("a", { href: href(a), download: a.name }, a.name), ` (${a.size.toLocaleString()} bytes, ${a.content_type})`)));
 }
@@ -313,7 +289,7 @@ window.experimentPage = function experimentPage() {
     renderDiagnosis(exp.summary || {});
     renderSummary(exp.summary || {});
     const curves = document.getElementById("curves");
-    drawCurves(curves, metrics, "experiment", exp.kind === "pinn" ? "step" : "epoch");
+    drawCurves(curves, metrics, "experiment", exp.kind === "pinn" ? "step" : "epoch", "curve-values");
     if (!metrics.length && exp.children.length) await drawChildCurves(curves, exp.children, exp);
     renderAnswer(exp);
     renderTrials(exp);

@@ -1,83 +1,20 @@
 """The dashboard end to end in headless Chromium (Debian's chromium + chromium-driver, driven by
 Selenium) against a live server with a real worker. Outside CI a missing browser skips; in CI it
-fails. The last screenshot is saved as test-artifacts/dashboard.png."""
+fails. The last screenshot is saved as test-artifacts/dashboard.png. The service, the browser and
+the sign-in are conftest's."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from tests.cli.support import ROOT, analytic_search, auth_enforced, fast_spec, live_service, long_spec
-from tests.services import Service, unavailable
+from tests.cli.support import analytic_search, auth_enforced, fast_spec, long_spec
+from tests.dashboard.browser import SCREENSHOTS, chart_points, eventually
+from tests.services import Service
 from trainlab.client import Client, Experiment
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOTS = ROOT / "test-artifacts"
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T], timeout: float = 20, what: str = "the page") -> T:
-    """Poll until probe() returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value {value!r}")
-        time.sleep(0.2)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        unavailable("headless Chromium is missing: apt-get install -y chromium chromium-driver (make test does)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    profile = tempfile.mkdtemp(prefix="trainlab-chromium-")
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1800",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=DriverService(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[tuple[Service, str | None]]:
-    with live_service() as (service, token, _config):
-        yield service, token
-
-
-@pytest.fixture(scope="module")
-def client(live: tuple[Service, str | None]) -> Iterator[Client]:
-    service, token = live
-    with Client(service.url, token) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -86,28 +23,6 @@ def finished(client: Client) -> Experiment:
     final = client.wait(created.id, poll=0.3, timeout=180)
     assert final.status == "succeeded", final.error
     return final
-
-
-@pytest.fixture(scope="module")
-def signed_in(browser: Any, live: tuple[Service, str | None]) -> Any:
-    service, token = live
-    browser.get(f"{service.url}/login")
-    if token:
-        browser.find_element("id", "token").send_keys(token)
-        browser.find_element("id", "sign-in").click()
-        eventually(lambda: browser.execute_script("return document.body.dataset.page") == "list", what="the list")
-    return browser
-
-
-def chart_points(browser: Any, key: str) -> list[dict[str, Any]]:
-    """Per dataset of one chart: its label, how many points it holds and how many it drew."""
-    return browser.execute_script(
-        """const c = window.trainlabCharts && window.trainlabCharts[arguments[0]];
-        if (!c) return [];
-        return c.data.datasets.map((d, i) => ({label: d.label, points: d.data.length,
-            drawn: c.getDatasetMeta(i).data.filter(p => Number.isFinite(p.x) && Number.isFinite(p.y)).length}));""",
-        key,
-    )
 
 
 def test_the_list_shows_experiments_with_status_and_filters(
