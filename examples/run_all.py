@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 # Examples that need another one to have run first (by experiment name).
-ORDER_FIRST = ["transfer-pretrain"]
+ORDER_FIRST = ["transfer-pretrain", "tp2-transfer-pretrain"]
 # An example whose data is generated and uploaded says so in a comment line:
 #   # data: make_genres --clips 30 --seconds 3
 # (a script of examples/data and its options); its data.source is set to the upload.
