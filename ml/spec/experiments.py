@@ -68,6 +68,16 @@ class TrainExperimentSpec(ExperimentHeader):
                     "spec_augment's gain_db and noise are in dB of a spectrogram; on a raw waveform "
                     "(data.audio.features: waveform) use its shift and time masks only"
                 )
+        if self.model.type == "cnn1d":
+            # The front end's output is the largest activation: batch x filters x samples / stride.
+            samples = int((self.data.audio.clip_seconds or 30.0) * self.data.audio.sample_rate)
+            front = self.train.batch_size * self.model.conv_channels[0] * -(-samples // self.model.conv_front_stride)
+            if front > MAX_ACTIVATIONS:
+                raise ValueError(
+                    f"the cnn1d front end's output is {front} values a batch (train.batch_size x channels[0] x "
+                    f"{samples} samples / front_stride); at most {MAX_ACTIVATIONS} on a shared worker: raise "
+                    "model.front_stride, lower data.audio.sample_rate or clip_seconds, or use a smaller batch"
+                )
 
     @model_validator(mode="after")
     def _data_parallel_fits(self) -> TrainExperimentSpec:

@@ -120,6 +120,15 @@ def _waveform_spec(model: dict, **extra: object) -> dict:
             "lower sample_rate or shorten clip_seconds",
         ),
         (_waveform_spec({"type": "mlp", "front_stride": 2}), "front_stride applies to type 'cnn1d' only"),
+        (
+            {
+                "name": "w",
+                "data": {"source": "dataset/1", "audio": {"features": "waveform", "clip_seconds": 30}},
+                "model": {"type": "cnn1d", "front_stride": 1},
+                "train": {"batch_size": 64},
+            },
+            "the cnn1d front end's output is 1354752000 values a batch",
+        ),
         (_waveform_spec({"type": "resnet", "channels": [8]}), "channels applies to types 'cnn' and 'cnn1d' only"),
     ],
 )
