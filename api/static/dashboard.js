@@ -163,7 +163,7 @@ function lineChart(container, key, title, datasets, xTitle = "epoch", opts = {})
         plugins: { title: { display: true, text: title }, legend },
         scales: {
           x: { type: "linear", title: { display: true, text: xTitle } },
-          y: { type: yType, ticks: { callback: tick } },
+          y: { type: yType, ticks: { callback: axisTick } },
         },
       },
     });
@@ -177,6 +177,16 @@ function wideRange(datasets) {
   // losses that fall by orders of magnitude (a PINN's) read better on a log scale
   const ys = datasets.flatMap((d) => d.points.map((p) => p.y));
   return ys.length > 1 && ys.every((y) => y > 0) && Math.max(...ys) / Math.min(...ys) > 1e3;
+}
+
+function axisTick(value) {
+  // a log axis over more than a decade labels only the decades (1e-5, 1e-4...): the steps
+  // between crowd it; a narrower one labels every tick
+  if (this.type === "logarithmic" && Math.log10(this.max) - Math.log10(this.min) > 1) {
+    const exponent = Math.log10(Math.abs(value));
+    if (Math.abs(exponent - Math.round(exponent)) > 1e-9) return "";
+  }
+  return tick(value);
 }
 
 function tick(value) {

@@ -25,8 +25,10 @@ def test_pages_render_their_frame_with_filters_and_scripts(api_env: Path) -> Non
         assert listing.status_code == 200 and listing.headers["content-type"].startswith("text/html")
         assert 'data-page="list"' in listing.text and '<option value="running" selected>' in listing.text
         assert "<script>x</script>" not in listing.text and "&lt;script&gt;" in listing.text
-        for script in ("/static/chart.umd.min.js", "/static/dashboard.js", "/static/experiment.js"):
-            assert f'src="{script}"' in listing.text
+        scripts = ("chart.umd.min.js", "dashboard.js", "runtable.js", "experiment.js", "search.js")
+        for script in scripts:
+            assert f'src="/static/{script}"' in listing.text
+            assert browser.get(f"/static/{script}").status_code == 200, script
         page = browser.get("/experiments/7")
         assert page.status_code == 200 and 'data-experiment-id="7"' in page.text
         compare = browser.get("/compare", params={"ids": "3,4,3"})
