@@ -6,14 +6,17 @@
    where supported) when a GPU is present.
 2. The PINN (examples/pinn-heat.yaml, with fewer L-BFGS steps unless --pinn-full): seconds on
    the CPU and, when present, on the GPU, and the ratio.
-3. DDP scaling (2 processes vs 1 on the same total batch): not implemented yet (trainlab runs one
-   experiment on one device); the line says so.
+3. DDP scaling: `ml.training.distributed.fit_distributed` on 2 processes against `fit` on one, on
+   the same data, model and total batch (each rank takes half of it): training rows/s of each
+   (epochs after the first, so that starting the second process and warming up are left out)
+   and the ratio 2 / 1. With gloo on the CPU (the processes share this process's threads, half
+   each); with NCCL when two GPUs are present.
 
     python benchmarks/gpu.py [--rows 200000] [--epochs 3] [--batch 4096] [--pinn-lbfgs 400] [--pinn-full]
-        [--skip-pinn] [--threads N]
+        [--skip-pinn] [--skip-fit] [--ddp-rows 50000] [--ddp-epochs 4] [--threads N]
 
 The last line sums up: ``fit_ratio_cpu=... fit_ratio_cuda_fp32=... fit_ratio_cuda_amp=... pinn_cpu_s=...
-pinn_cuda_s=...`` (absent parts: ``-``).
+pinn_cuda_s=... ddp_ratio_gloo_cpu=... ddp_ratio_nccl=...`` (absent parts: ``-``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import contextlib
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -35,6 +39,7 @@ from ml.pinn.trainer import run_pinn  # noqa: E402
 from ml.reporter import Reporter  # noqa: E402
 from ml.spec import TrainSpec  # noqa: E402
 from ml.spec.pinn import PinnExperimentSpec  # noqa: E402
+from ml.training.distributed import fit_distributed  # noqa: E402
 from ml.training.loop import Tensors, fit  # noqa: E402
 
 WIDTHS = [1024, 1024, 1024]
@@ -141,6 +146,52 @@ def time_pinn(device: torch.device, lbfgs: int | None) -> tuple[float, float]:
     return time.perf_counter() - started, summary["relative_l2_error"]
 
 
+class EpochClock(Reporter):
+    """When each epoch ended (rank 0's, for the data-parallel run)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_epoch_end(self, step: int, metrics: object) -> None:
+        self.times.append(time.perf_counter())
+
+    def rate(self, rows: int) -> float:
+        """Training rows/s over the epochs after the first."""
+        return rows * (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+
+def ddp_scaling(device: torch.device, rows: int, epochs: int, batch: int, repeats: int) -> float:
+    """Rows/s of 2 data-parallel processes / rows/s of one, same data, model and total batch."""
+    d = data(rows, device)
+    spec = TrainSpec(epochs=epochs, batch_size=batch, optimizer={"name": "adam", "lr": 1e-3})
+    one = two = 0.0
+    report: dict[str, Any] = {}
+    for _ in range(repeats):  # alternate, best of each: a shared machine is noisy
+        torch.manual_seed(0)
+        clock = EpochClock()
+        fit(mlp(64, 10).to(device), d, spec, "classification", clock, torch.Generator().manual_seed(0))
+        one = max(one, clock.rate(len(d.X_train)))
+        torch.manual_seed(0)
+        clock = EpochClock()
+        _, report = fit_distributed(
+            mlp(64, 10).to(device),
+            d,
+            spec,
+            "classification",
+            clock,
+            torch.Generator().manual_seed(0),
+            processes=2,
+            seed=0,
+        )
+        two = max(two, clock.rate(2 * int(report["rows_per_process"])))
+    print(
+        f"DDP scaling [{report['backend']} on {', '.join(report['devices'])}]: 1 process {one:,.0f} rows/s, "
+        f"2 processes {two:,.0f} rows/s, ratio {two / one:.2f} (MLP 64-{'x'.join(map(str, WIDTHS))}-10, total batch "
+        f"{batch}, {len(d.X_train):,} rows, {epochs - 1} timed epochs, {torch.get_num_threads()} threads in all)"
+    )
+    return two / one
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=None, help="default: 1,000,000 on CUDA, 50,000 on the CPU")
@@ -150,6 +201,9 @@ def main() -> None:
     parser.add_argument("--pinn-lbfgs", type=int, default=400, help="L-BFGS steps of the PINN (example: 3700)")
     parser.add_argument("--pinn-full", action="store_true", help="the PINN example as it is")
     parser.add_argument("--skip-pinn", action="store_true")
+    parser.add_argument("--skip-fit", action="store_true", help="leave out the fit vs hand-written comparison")
+    parser.add_argument("--ddp-rows", type=int, default=None, help="default: 1,000,000 on CUDA, 50,000 on the CPU")
+    parser.add_argument("--ddp-epochs", type=int, default=4, help="the first is not timed")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -159,8 +213,11 @@ def main() -> None:
     print(f", GPU {torch.cuda.get_device_name(0)}" if cuda else ", no CUDA device: CPU parts only")
     out: dict[str, str] = {}
     cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
-    out["fit_ratio_cpu"] = f"{compare_fit(cpu, args.rows or 50_000, args.epochs, args.batch, False, args.repeats):.3f}"
-    if cuda:
+    if not args.skip_fit:
+        out["fit_ratio_cpu"] = (
+            f"{compare_fit(cpu, args.rows or 50_000, args.epochs, args.batch, False, args.repeats):.3f}"
+        )
+    if cuda and not args.skip_fit:
         rows = args.rows or 1_000_000
         out["fit_ratio_cuda_fp32"] = f"{compare_fit(gpu, rows, args.epochs, args.batch, False, args.repeats):.3f}"
         out["fit_ratio_cuda_amp"] = f"{compare_fit(gpu, rows, args.epochs, args.batch, True, args.repeats):.3f}"
@@ -178,8 +235,14 @@ def main() -> None:
                 f"GPU / CPU time {gpu_seconds / seconds:.2f}"
             )
             out["pinn_cuda_s"] = f"{gpu_seconds:.1f}"
-    print("DDP scaling: not implemented (one experiment runs on one device); see README, GPU server")
+    ddp = (args.ddp_rows or 50_000, args.ddp_epochs, args.batch, args.repeats)
+    out["ddp_ratio_gloo_cpu"] = f"{ddp_scaling(cpu, *ddp):.2f}"
+    if cuda and torch.cuda.device_count() >= 2:
+        out["ddp_ratio_nccl"] = f"{ddp_scaling(gpu, args.ddp_rows or 1_000_000, *ddp[1:]):.2f}"
+    elif cuda:
+        print("DDP scaling on GPUs: needs 2 GPUs, this machine has 1")
     keys = ["fit_ratio_cpu", "fit_ratio_cuda_fp32", "fit_ratio_cuda_amp", "pinn_cpu_s", "pinn_cuda_s"]
+    keys += ["ddp_ratio_gloo_cpu", "ddp_ratio_nccl"]
     print(" ".join(f"{k}={out.get(k, '-')}" for k in keys))
 
 

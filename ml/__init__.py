@@ -8,7 +8,9 @@ used alone, e.g. in a notebook:
 
 Sub-packages by capability: `spec` (the typed contract; never imports torch), `data`,
 `preprocessing`, `training`, `evaluation`, `fanout`, `search`, `pinn`; `planners` (which planner
-a fan-out spec gets), `run` (one experiment) and `local` (any experiment, in this process).
+a fan-out spec gets), `run` (one experiment), `local` (any experiment, in this process) and
+`torchrun` (a train spec on processes torchrun starts, one host or several). The only environment
+it reads is a launcher's: torchrun's RANK, WORLD_SIZE... in the processes of data-parallel runs.
 Importing `ml` imports nothing heavy: the names below load on first use.
 """
 

@@ -189,6 +189,7 @@ class DataParallelReport(SummaryModel):
     batch_size_per_process: int
     rows_per_process: int
     identical_weights: bool
+    launcher: str  # worker: the run's process started the others; torchrun: it started them all
 
 
 class GpuUtilization(SummaryModel):

@@ -338,6 +338,56 @@ def _end_ranks(ranks: list[_Rank]) -> None:
         rank.log.close()
 
 
+def _fit_in_group(
+    model: nn.Module,
+    data: Tensors,
+    spec: TrainSpec,
+    task: Task,
+    reporter: Reporter,
+    generator: torch.Generator,
+    processes: int,
+    seed: int,
+    class_weights: torch.Tensor | None,
+    val_class_weights: torch.Tensor | None,
+    batch_transform: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None,
+) -> tuple[History, dict[str, Any]]:
+    """`fit_distributed` on a rank of a group that torchrun set up (its step hooks are entered by
+    the caller on every rank, as rank 0's are)."""
+    world, rank = dist.get_world_size(), dist.get_rank()
+    if world != processes:
+        raise MLError(
+            f"the spec asks for {processes} data-parallel processes and torchrun started {world}; make them equal "
+            "(train.distributed.processes, or resources.gpus on GPUs)"
+        )
+    device = data.X_train.device
+    shards = shard_rows(len(data.X_train), world, seed)
+    rows = shards[rank].to(device)
+    rank_spec = spec.model_copy(update={"batch_size": spec.batch_size // world})
+    history, digests = train_rank(
+        model,
+        Tensors(data.X_train[rows], data.y_train[rows], data.X_val, data.y_val),
+        rank_spec,
+        task,
+        reporter if rank == 0 else None,
+        generator,
+        class_weights=class_weights,
+        val_class_weights=val_class_weights,
+        batch_transform=batch_transform,
+    )
+    devices: list[Any] = [None] * world
+    dist.all_gather_object(devices, str(device))
+    report = {
+        "processes": world,
+        "backend": str(dist.get_backend()),
+        "devices": [str(d) for d in devices],
+        "batch_size_per_process": rank_spec.batch_size,
+        "rows_per_process": len(shards[0]),
+        "identical_weights": len(set(digests)) == 1,
+        "launcher": "torchrun",
+    }
+    return history, report
+
+
 def fit_distributed(
     model: nn.Module,
     data: object,
@@ -368,6 +418,10 @@ def fit_distributed(
         ``distributed`` block: processes, backend, devices, batch and rows per process and
         whether all ranks ended with identical weights.
 
+    In a process that already belongs to a process group (started by torchrun, on one host or
+    several: `ml.torchrun`), it starts nothing: every rank of that group calls it with
+    the same data and trains its own shard; `reporter` is used on rank 0 only.
+
     Raises:
         Cancelled, TrainingDiverged, ...: as `fit`, whichever rank raised it.
         RankFailed: another rank died, did not start or stopped answering.
@@ -381,8 +435,20 @@ def fit_distributed(
         raise ValueError(f"fit_distributed needs at least 2 processes, not {processes}; use fit")
     if spec.batch_size % processes:
         raise MLError(f"train.batch_size {spec.batch_size} is not a multiple of the {processes} processes")
-    if dist.is_initialized():
-        raise MLError("this process already belongs to a torch.distributed process group")
+    if dist.is_initialized():  # torchrun started this process as one rank of its group
+        return _fit_in_group(
+            model,
+            data,
+            spec,
+            task,
+            reporter,
+            generator,
+            processes,
+            seed,
+            class_weights,
+            val_class_weights,
+            batch_transform,
+        )
     device = data.X_train.device
     backend, devices = _placement(device, processes)
     shards = shard_rows(len(data.X_train), processes, seed)
@@ -448,5 +514,6 @@ def fit_distributed(
         "batch_size_per_process": rank_spec.batch_size,
         "rows_per_process": len(shards[0]),
         "identical_weights": identical,
+        "launcher": "worker",
     }
     return history, report

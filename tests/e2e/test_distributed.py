@@ -30,9 +30,12 @@ def rank_processes(worker_pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"ml.training.distributed_rank" in (entry / "cmdline").read_bytes():
-                if parent(parent(int(entry.name))) == worker_pid:
-                    found.append(int(entry.name))
+            if (
+                entry.name.isdigit()
+                and b"ml.training.distributed_rank" in (entry / "cmdline").read_bytes()
+                and parent(parent(int(entry.name))) == worker_pid
+            ):
+                found.append(int(entry.name))
         except (OSError, ValueError):
             continue
     return found

@@ -7,12 +7,16 @@ refusals of impossible process counts are here too."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from pydantic import ValidationError
 from torch import nn
 
@@ -179,6 +183,7 @@ def test_a_train_spec_with_two_processes_runs_and_says_so() -> None:
     summary = run_experiment(copy.deepcopy(spec), reporter)
     assert summary["distributed"]["processes"] == 2 and summary["distributed"]["backend"] == "gloo"
     assert summary["distributed"]["identical_weights"] and summary["device"] == "cpu"
+    assert summary["distributed"]["launcher"] == "worker"
     assert summary["epochs_run"] == 3 and "accuracy" in summary["test"]
     assert "model.pt" in reporter.artifacts and len(reporter.series("train", "loss")) == 3
 
@@ -217,3 +222,26 @@ def test_weights_digest_tells_weights_apart() -> None:
     with torch.no_grad():
         b[0].weight[0, 0] += 1e-7
     assert weights_digest(a) != weights_digest(b)
+
+
+def test_torchrun_runs_a_train_spec_on_its_processes(tmp_path: Path) -> None:
+    """The multi-host path on one host: torchrun's c10d rendezvous (--standalone) starts both
+    processes; each prepares the data, trains its shard, and rank 0 writes the results."""
+    spec = {
+        "name": "torchrun",
+        "data": {"source": "synthetic/moons", "options": {"n_samples": 400}},
+        "model": {"hidden": [16]},
+        "train": {"epochs": 3, "batch_size": 32, "device": "cpu", "distributed": {"processes": 2}},
+        "evaluate": {"plots": False},
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    command += ["-m", "ml.torchrun", str(tmp_path / "spec.yaml"), str(tmp_path / "out")]
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["distributed"]["launcher"] == "torchrun" and summary["distributed"]["processes"] == 2
+    assert summary["distributed"]["backend"] == "gloo" and summary["distributed"]["identical_weights"]
+    assert summary["epochs_run"] == 3 and (tmp_path / "out" / "model.pt").exists()
+    assert done.stdout.count("[train]") == 3  # rank 0 alone prints its epochs
