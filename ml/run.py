@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from ml.context import RunContext
-from ml.data.sources import Dataset, load_dataset, split_dataset
+from ml.data.shards import ShardedDataset
+from ml.data.sources import Dataset, Split, load_dataset, split_dataset
 from ml.data.subsets import drop_cross_split_duplicates, select_classes, training_rows
 from ml.models import build_model
 from ml.preprocessing import fit_preprocessing
@@ -27,9 +28,11 @@ from ml.training.gpu_telemetry import gpu_telemetry
 from ml.training.loop import Tensors, fit
 from ml.training.lr_finder import run_lr_range_test
 from ml.training.optimizer_hooks import Hypergradient
+from ml.training.streamed import RunInputs, check_streamable, stream_report, streamed_inputs
 from ml.training.transfer import apply_init
 
-UploadResolver = Callable[[str, Any], Dataset]
+# A folder data set larger than the worker's memory budget comes back sharded (streamed).
+UploadResolver = Callable[[str, Any], Dataset | ShardedDataset]
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -64,7 +67,43 @@ def predict(model: torch.nn.Module, X: torch.Tensor, task: Task, batch_size: int
     return out.float().cpu().numpy()
 
 
-def _image_shape(pipeline: Any, data: Dataset) -> tuple[int, ...] | None:
+def _in_memory_inputs(spec: TrainExperimentSpec, data: Dataset, split: Split, device: torch.device) -> RunInputs:
+    """The run's data as tensors on the device, preprocessed by a pipeline fitted on the training rows."""
+    pipeline, X_train, y_train = fit_preprocessing(
+        spec.preprocess,
+        data.X[split.train],
+        data.y[split.train],
+        data.feature_names,
+        task=data.task,
+        seed=spec.seed,
+        image_shape=data.image_shape,
+        n_classes=data.n_classes if data.task == "classification" else None,
+    )
+    X_val, X_test = pipeline.transform(data.X[split.validation]), pipeline.transform(data.X[split.test])
+    Xt, yt = _tensors(X_train, y_train, data.task, device)
+    Xv, yv = _tensors(X_val, data.y[split.validation], data.task, device)
+    tensors = Tensors(Xt, yt, Xv, yv)
+    return RunInputs(
+        pipeline=pipeline,
+        y_train=y_train,
+        fit_data=tensors,
+        features=X_train.shape[1],
+        validation_output=lambda model: predict(model, Xv, data.task),
+        test_output=lambda model: predict(model, _tensors(X_test, data.y[split.test], data.task, device)[0], data.task),
+        reference_rows=lambda: (X_train, y_train, X_val, data.y[split.validation]),
+        raw_features=lambda rows: data.X[rows],
+        evaluation_data=data,
+        lr_range_data=tensors,
+    )
+
+
+def _sample_rows(rows: np.ndarray, y: np.ndarray, per_class: int = 2) -> np.ndarray:
+    """The first `per_class` of `rows` of each class (what `plots.samples_png` draws), in order."""
+    picks = [rows[y[rows] == c][:per_class] for c in np.unique(y[rows])]
+    return np.sort(np.concatenate(picks)) if picks else rows[:0]
+
+
+def _image_shape(pipeline: Any, data: Dataset | ShardedDataset) -> tuple[int, ...] | None:
     """The image shape survives only when preprocessing kept every pixel column."""
     if data.image_shape is None or list(pipeline.feature_names) != list(data.feature_names):
         return None
@@ -98,29 +137,23 @@ def run_train(
     generator = seed_everything(spec.seed)
     device = as_device(device, spec_device(spec, spec.train.device))
     data = select_classes(load_dataset(spec.data, spec.seed, resolve_upload), spec.data.classes)
+    if isinstance(data, ShardedDataset):
+        check_streamable(spec, data)  # before anything is split or fitted
+        reporter.log(f"data set of {data.describe_budget()}: {data.shards} shards of {data.shard_rows} rows")
     s = spec.data.split
     split = split_dataset(data, s.test, s.validation, s.stratify, spec.seed, s.folds, s.fold)
     deduplicated = None
     dedup = next((step for step in spec.preprocess if step.step == "deduplicate"), None)
-    if dedup is not None and dedup.across_splits:  # type: ignore[attr-defined]
+    if dedup is not None and dedup.across_splits and isinstance(data, Dataset):  # type: ignore[attr-defined]
         split, deduplicated = drop_cross_split_duplicates(data, split, dedup.tolerance, dedup.same_label)  # type: ignore[attr-defined]
     split = training_rows(split, data, spec.data, spec.seed)  # few-shot cap, ensemble member's sample
-    pipeline, X_train, y_train = fit_preprocessing(
-        spec.preprocess,
-        data.X[split.train],
-        data.y[split.train],
-        data.feature_names,
-        task=data.task,
-        seed=spec.seed,
-        image_shape=data.image_shape,
-        n_classes=data.n_classes if data.task == "classification" else None,
-    )
-    X_val, X_test = pipeline.transform(data.X[split.validation]), pipeline.transform(data.X[split.test])
-
-    Xt, yt = _tensors(X_train, y_train, data.task, device)
-    Xv, yv = _tensors(X_val, data.y[split.validation], data.task, device)
+    if isinstance(data, ShardedDataset):
+        inputs = streamed_inputs(spec, data, split, device)
+    else:
+        inputs = _in_memory_inputs(spec, data, split, device)
+    pipeline, y_train = inputs.pipeline, inputs.y_train
     n_outputs = data.n_classes if data.task == "classification" else 1
-    model = build_model(spec.model, X_train.shape[1], n_outputs, image_shape=_image_shape(pipeline, data)).to(device)
+    model = build_model(spec.model, inputs.features, n_outputs, image_shape=_image_shape(pipeline, data)).to(device)
     init = apply_init(model, spec.init, context, reporter)  # transfer learning: weights, freezing, lr factor
     hd = spec.trial.hypergradient if spec.trial else None
     hypergradient = Hypergradient(list(model.parameters()), hd) if hd else None
@@ -132,15 +165,17 @@ def run_train(
         weights = validation_class_weights(y_train, pipeline.class_weights, data.y[split.validation], n_outputs)
         val_class_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
     # Before training, on a copy of the model and with generators of its own: training is unchanged.
-    lr_range = run_lr_range_test(
-        model,
-        Tensors(Xt, yt, Xv, yv),
-        spec.train,
-        data.task,
-        torch.Generator().manual_seed(spec.seed),
-        reporter,
-        class_weights=class_weights,
-    )
+    lr_range = None
+    if inputs.lr_range_data is not None:  # a streamed run refuses the range test (check_streamable)
+        lr_range = run_lr_range_test(
+            model,
+            inputs.lr_range_data,
+            spec.train,
+            data.task,
+            torch.Generator().manual_seed(spec.seed),
+            reporter,
+            class_weights=class_weights,
+        )
     fit_started = time.perf_counter()
     with (
         init.training(),
@@ -153,7 +188,7 @@ def run_train(
 
             history, distributed = fit_distributed(
                 model,
-                Tensors(Xt, yt, Xv, yv),
+                inputs.fit_data,
                 spec.train,
                 data.task,
                 reporter,
@@ -168,7 +203,7 @@ def run_train(
         else:
             history = fit(
                 model,
-                Tensors(Xt, yt, Xv, yv),
+                inputs.fit_data,
                 spec.train,
                 data.task,
                 reporter,
@@ -186,26 +221,22 @@ def run_train(
     if spec.evaluate.plots and not child and data.image_shape is not None and data.task == "classification":
         from ml import plots
 
-        train_rows = split.train  # what the decoded inputs look like, before preprocessing
-        samples = plots.samples_png(data.X[train_rows], data.y[train_rows], data.image_shape, data.class_names)
+        rows = _sample_rows(split.train, data.y)  # what the decoded inputs look like, before preprocessing
+        samples = plots.samples_png(inputs.raw_features(rows), data.y[rows], data.image_shape, data.class_names)
         reporter.save_artifact("samples.png", samples, "image/png")
-    Xs, _ = _tensors(X_test, data.y[split.test], data.task, device)
     summary = evaluate_run(
         spec=spec,
-        data=data,
+        data=inputs.evaluation_data,
         split=split,
         history=history,
-        val_output=predict(model, Xv, data.task),
-        test_output=predict(model, Xs, data.task),
+        val_output=inputs.validation_output(model),
+        test_output=inputs.test_output(model),
         reporter=reporter,
         seal_test=s.fold is not None,
         baseline_loss=constant_loss(data.task, y_train, pipeline.class_weights),
         reference=lambda: reference_loss(
             data.task,
-            X_train,
-            y_train,
-            X_val,
-            data.y[split.validation],
+            *inputs.reference_rows(),
             n_classes=n_outputs,
             class_weights=pipeline.class_weights,
             val_class_weights=None if val_class_weights is None else val_class_weights.cpu().numpy(),
@@ -218,7 +249,7 @@ def run_train(
             "dataset": {
                 "source": spec.data.source,
                 "rows": int(len(data.y)),
-                "features": int(data.X.shape[1]),
+                "features": int(data.n_features if isinstance(data, ShardedDataset) else data.X.shape[1]),
                 "classes": data.class_names,
                 "split": {k: int(len(getattr(split, k))) for k in ("train", "validation", "test")},
             },
@@ -235,6 +266,8 @@ def run_train(
     )
     if deduplicated is not None:
         summary["leakage"]["deduplicated"] = deduplicated
+    if isinstance(data, ShardedDataset):
+        summary["dataset"]["streamed"] = stream_report(data, split)
     if lr_range is not None:
         summary["lr_range_test"] = {k: lr_range[k] for k in ("suggested_lr", "rule")} | {"steps": len(lr_range["lrs"])}
     if distributed is not None:

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn import datasets as skd
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
+from ml.data.shards import ShardedDataset
 from ml.errors import DataError
 from ml.spec import DataSpec
 from ml.spec.base import Task
@@ -218,8 +219,8 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 
 
 def load_dataset(
-    spec: DataSpec, seed: int, resolve_upload: Callable[[str, DataSpec], Dataset] | None = None
-) -> Dataset:
+    spec: DataSpec, seed: int, resolve_upload: Callable[[str, DataSpec], Dataset | ShardedDataset] | None = None
+) -> Dataset | ShardedDataset:
     """Load the data set a spec names.
 
     Args:
@@ -228,7 +229,8 @@ def load_dataset(
         resolve_upload: loads ``dataset/<id>`` sources; required for those.
 
     Returns:
-        The data set, with its task (classification or regression).
+        The data set, with its task (classification or regression); a folder data set larger
+        than the worker's memory budget comes back sharded (`ml.data.shards`).
     """
     if spec.source.startswith("dataset/"):
         if resolve_upload is None:
@@ -243,6 +245,8 @@ def load_dataset(
         except TypeError as exc:
             raise DataError(f"bad options for {spec.source}: {exc}") from exc
     if spec.task is not None and spec.task != data.task:
+        if isinstance(data, ShardedDataset):
+            raise DataError(f"{spec.source} is streamed shard by shard, as a classification task only")
         if spec.task == "regression":
             data.task, data.class_names, data.y = "regression", [], data.y.astype(np.float32)
         else:
@@ -251,7 +255,7 @@ def load_dataset(
 
 
 def split_dataset(
-    data: Dataset,
+    data: Dataset | ShardedDataset,
     test: float,
     validation: float,
     stratify: bool,

@@ -11,12 +11,13 @@ import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.neighbors import NearestNeighbors
 
+from ml.data.shards import ShardedDataset
 from ml.data.sources import Dataset, Split
 from ml.errors import DataError
 from ml.spec import DataSpec
 
 
-def select_classes(data: Dataset, classes: list[int] | None) -> Dataset:
+def select_classes(data: Dataset | ShardedDataset, classes: list[int] | None) -> Dataset | ShardedDataset:
     """Keep the rows of `classes` only, relabelled 0..k-1 in the order given.
 
     Args:
@@ -39,6 +40,8 @@ def select_classes(data: Dataset, classes: list[int] | None) -> Dataset:
     keep = np.isin(data.y, classes)
     relabel = np.full(data.n_classes, -1, dtype=np.int64)
     relabel[classes] = np.arange(len(classes))
+    if isinstance(data, ShardedDataset):
+        return data.select(keep, relabel[data.y[keep]], [data.class_names[c] for c in classes])
     return Dataset(
         data.X[keep],
         relabel[data.y[keep]],
@@ -76,7 +79,7 @@ def resample_training_rows(train: np.ndarray, y: np.ndarray, method: str, index:
     return np.sort(train[list(folds)[index][1]])
 
 
-def training_rows(split: Split, data: Dataset, spec: DataSpec, seed: int) -> Split:
+def training_rows(split: Split, data: Dataset | ShardedDataset, spec: DataSpec, seed: int) -> Split:
     """The split with its training part capped (`max_train_samples`) and resampled (`sample`).
 
     Args:

@@ -177,6 +177,11 @@ class DataSpec(StrictModel):
     image: ImageSpec | None = Field(
         default=None, description="Image folder data sets: decoding and resizing (defaults when omitted)."
     )
+    stream: bool | Literal["auto"] = Field(
+        default="auto",
+        description="Folder data sets: decode into shards and train shard by shard (true), in memory (false), or "
+        "stream when a run in memory would exceed the worker's data memory budget (auto).",
+    )
 
     @model_validator(mode="after")
     def _known_source(self) -> DataSpec:

@@ -2,7 +2,9 @@
 
 Why it looks the way it does:
 - the data lives as tensors on the device and is batched by index (a shuffled index tensor),
-  so there is no per-row DataLoader and no host<->device copy per batch;
+  so there is no per-row DataLoader and no host<->device copy per batch; a data set larger than
+  the memory budget comes as `Streamed` instead (shard by shard, `ml.training.shard_stream`),
+  through the same loop;
 - running sums stay on the device; the host reads them once per epoch (one sync per epoch);
 - the reporter is polled between batches so a cancel takes effect within a batch;
 - schedules, penalties, max-norm and clipping all stay on the device (no `.item()` per batch).
@@ -14,8 +16,9 @@ import contextlib
 import copy
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import sklearn.metrics as skm
@@ -44,6 +47,31 @@ class Tensors:
     y_train: torch.Tensor
     X_val: torch.Tensor
     y_val: torch.Tensor
+
+
+class RowStream(Protocol):
+    """Rows read part by part (`ml.training.shard_stream.ShardStream`)."""
+
+    rows: int
+
+    def labels(self) -> np.ndarray:
+        """The targets in the order an unshuffled pass yields them."""
+        ...
+
+    def batches(
+        self, batch_size: int, seed: int | None = None, limit: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches on the device: shuffled by `seed` (None: in order), `limit` rows at most."""
+        ...
+
+
+@dataclass
+class Streamed:
+    """The training and validation rows of a data set larger than the memory budget."""
+
+    train: RowStream
+    validation: RowStream
+    device: torch.device
 
 
 @dataclass
@@ -130,21 +158,34 @@ def evaluate_loss(
 
     With `class_weights` the loss is the weighted mean (each row counts its class's weight), as
     the training loss under class balancing is."""
+    batches = ((X[start : start + batch_size], y[start : start + batch_size]) for start in range(0, len(X), batch_size))
+    return evaluate_batches(model, batches, task, X.device, class_weights, keep_outputs)
+
+
+@torch.no_grad()
+def evaluate_batches(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    task: Task,
+    device: torch.device,
+    class_weights: torch.Tensor | None = None,
+    keep_outputs: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """`evaluate_loss` over (inputs, targets) batches on `device` (a streamed split's)."""
     model.eval()
     criterion = loss_function(task, class_weights, reduction="sum")
-    total = torch.zeros((), device=X.device)
-    weight = torch.zeros((), device=X.device)
-    metric = torch.zeros((), device=X.device)
+    total = torch.zeros((), device=device)
+    weight = torch.zeros((), device=device)
+    metric = torch.zeros((), device=device)
     outputs = []
-    for start in range(0, len(X), batch_size):
-        out = model(X[start : start + batch_size])
-        target = y[start : start + batch_size]
+    for xb, target in batches:
+        out = model(xb)
         total += criterion(fit_shape(out, task), target)
         weight += class_weights[target].sum() if class_weights is not None else len(target)
         metric += _task_metric(task, out, target)
         if keep_outputs:
             outputs.append(out)
-    kept = (torch.cat(outputs) if outputs else torch.empty(0, device=X.device)) if keep_outputs else None
+    kept = (torch.cat(outputs) if outputs else torch.empty(0, device=device)) if keep_outputs else None
     return total / weight.clamp(min=1e-12), metric, kept
 
 
@@ -223,7 +264,7 @@ def _batch_starts(n: int, batch_size: int, model: nn.Module) -> range:
 
 def fit(
     model: nn.Module,
-    data: Tensors,
+    data: Tensors | Streamed,
     spec: TrainSpec,
     task: Task,
     reporter: Reporter,
@@ -239,7 +280,8 @@ def fit(
 
     Args:
         model: the network, already on the device of the tensors.
-        data: train and validation tensors.
+        data: train and validation tensors, or streams of them (a data set larger than memory:
+            each epoch draws one seed from `generator` for the stream's shuffles).
         spec: epochs, batch size, optimizer, schedule, regularization, early stopping, precision.
         task: ``classification`` or ``regression``.
         reporter: receives per-epoch metrics and is polled for cancellation.
@@ -260,8 +302,10 @@ def fit(
         Cancelled: the reporter asked to stop.
         TrainingDiverged: the loss became nan/inf or exploded.
     """
-    device = data.X_train.device
-    n = len(data.X_train)
+    streamed = isinstance(data, Streamed)
+    device = data.device if isinstance(data, Streamed) else data.X_train.device
+    n = data.train.rows if isinstance(data, Streamed) else len(data.X_train)
+    n_val = data.validation.rows if isinstance(data, Streamed) else len(data.X_val)
     starts = _batch_starts(n, spec.batch_size, model)
     rows_per_epoch = min(n, starts[-1] + spec.batch_size) if len(starts) else 0
     optimizer = build_optimizer(model.parameters(), spec.optimizer)
@@ -269,13 +313,17 @@ def fit(
     regularizer = Regularizer(model, spec.regularization)
     autocast, scaler = _mixed_precision(spec.mixed_precision, device, reporter)
     criterion = loss_function(task, class_weights)
-    score = _TrainingScore(task, data.y_train, rows_per_epoch, per_batch=batch_transform is not None)
+    # A stream's batches are not slices of one order: each is scored on its own.
+    y_scored = torch.empty(0, device=device) if isinstance(data, Streamed) else data.y_train
+    score = _TrainingScore(task, y_scored, rows_per_epoch, per_batch=batch_transform is not None or streamed)
     metric_name = "accuracy" if task == "classification" else "rmse"
     history = History()
     stopping = spec.early_stopping
-    monitor = _monitor(stopping, task, has_validation=len(data.X_val) > 0)
+    monitor = _monitor(stopping, task, has_validation=n_val > 0)
     extra_metric = monitor not in ("loss", metric_name)  # computed only when monitored
-    y_val = data.y_val.cpu().numpy() if extra_metric else None
+    y_val = None
+    if extra_metric:
+        y_val = data.validation.labels() if isinstance(data, Streamed) else data.y_val.cpu().numpy()
     sign = -1.0 if stopping is not None and stopping.higher_is_better else 1.0
     best_val, best_state, first_loss = math.inf, None, None  # best_val: sign x the monitored value
 
@@ -292,17 +340,13 @@ def fit(
         model.train()
         # Read before the epoch: schedules change the rate after it (one_cycle after each batch).
         lr = optimizer.param_groups[0]["lr"]
-        # Shuffle on the CPU with the seeded generator (same order on every device).
-        order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
+        batches = _epoch_batches(data, n, starts, spec.batch_size, rows_per_epoch, generator, device, score)
         loss_sum = torch.zeros((), device=device)
         penalty_sum = torch.zeros((), device=device)
-        score.start_epoch(order)
         seen = 0  # rows trained on (a batch transform may change a batch's size)
-        for start in starts:
+        for start, (xb, yb) in zip(starts, batches, strict=False):
             if reporter.should_stop():
                 raise Cancelled(f"cancelled during epoch {epoch}")
-            idx = order[start : start + spec.batch_size]
-            xb, yb = data.X_train[idx], data.y_train[idx]
             if batch_transform is not None:
                 xb, yb = batch_transform(xb, yb, generator)
             xb = regularizer.drop_inputs(xb)
@@ -329,9 +373,15 @@ def fit(
             score.add(output, yb, start)
             seen += len(yb)
 
-        val_loss, val_metric, val_output = evaluate_loss(
-            model, data.X_val, data.y_val, task, class_weights=val_class_weights, keep_outputs=extra_metric
-        )
+        if isinstance(data, Streamed):
+            val_batches = data.validation.batches(spec.batch_size)  # batches the memory budget allows
+            val_loss, val_metric, val_output = evaluate_batches(
+                model, val_batches, task, device, class_weights=val_class_weights, keep_outputs=extra_metric
+            )
+        else:
+            val_loss, val_metric, val_output = evaluate_loss(
+                model, data.X_val, data.y_val, task, class_weights=val_class_weights, keep_outputs=extra_metric
+            )
         # The one host sync of the epoch.
         epoch_values = torch.stack(
             [loss_sum / seen, score.epoch_total(), val_loss, val_metric, penalty_sum / len(starts)]
@@ -347,8 +397,8 @@ def fit(
         }
         if regularizer.has_penalty:
             values["train"]["penalty"] = penalty_mean
-        if len(data.X_val):
-            values["validation"] = {"loss": v_loss, metric_name: _finish_metric(task, v_metric, len(data.X_val))}
+        if n_val:
+            values["validation"] = {"loss": v_loss, metric_name: _finish_metric(task, v_metric, n_val)}
             if extra_metric and val_output is not None and y_val is not None:
                 values["validation"][monitor] = validation_score(monitor, task, y_val, val_output)
         for split, named in values.items():
@@ -357,8 +407,8 @@ def fit(
         history.epochs_run = epoch
         reporter.on_epoch_end(epoch, values)
 
-        schedule.after_epoch(v_loss if len(data.X_val) else train_loss)
-        monitored = sign * (values["validation"][monitor] if len(data.X_val) else train_loss)
+        schedule.after_epoch(v_loss if n_val else train_loss)
+        monitored = sign * (values["validation"][monitor] if n_val else train_loss)
         if math.isnan(monitored):
             monitored = math.inf  # undefined this epoch (one class in the split): never the best
         if monitored < best_val - (stopping.min_delta if stopping else 0.0):
@@ -376,6 +426,30 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+def _epoch_batches(
+    data: Tensors | Streamed,
+    n: int,
+    starts: range,
+    batch_size: int,
+    rows: int,
+    generator: torch.Generator,
+    device: torch.device,
+    score: _TrainingScore,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The epoch's training batches: slices of a shuffled order of the tensors, or the stream's
+    batches shuffled by a seed drawn from `generator` (so a checkpoint's generator state
+    resumes the same way)."""
+    if isinstance(data, Streamed):
+        score.start_epoch(torch.empty(0, dtype=torch.long))
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+        return data.train.batches(batch_size, seed, rows)
+    # Shuffle on the CPU with the seeded generator (same order on every device).
+    order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
+    score.start_epoch(order)
+    X, y = data.X_train, data.y_train
+    return ((X[idx], y[idx]) for idx in (order[start : start + batch_size] for start in starts))
 
 
 def _monitor(stopping: EarlyStoppingSpec | None, task: Task, has_validation: bool) -> str:
