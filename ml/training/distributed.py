@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ RANK_ERRORS: dict[str, type[BaseException]] = {
     cls.__name__: cls for cls in (Cancelled, TrainingDiverged, DataError, Pruned, MLError, MemoryError, ValueError)
 }
 StepHook = Any  # an object with ``active() -> context manager`` (ScaledUpdates, Hypergradient)
+_LAUNCHED = threading.Event()  # set while a group that fit_distributed set up lives in this process
 
 
 class RankFailed(RuntimeError):
@@ -435,6 +437,8 @@ def fit_distributed(
         raise ValueError(f"fit_distributed needs at least 2 processes, not {processes}; use fit")
     if spec.batch_size % processes:
         raise MLError(f"train.batch_size {spec.batch_size} is not a multiple of the {processes} processes")
+    if dist.is_initialized() and _LAUNCHED.is_set():  # e.g. a thread pool running two runs in one process
+        raise MLError("this process is already running a data-parallel run; one at a time per process")
     if dist.is_initialized():  # torchrun started this process as one rank of its group
         return _fit_in_group(
             model,
@@ -457,6 +461,7 @@ def fit_distributed(
     previous_threads = torch.get_num_threads()
     run_dir = Path(tempfile.mkdtemp(prefix="trainlab-ddp-"))
     ranks: list[_Rank] = []
+    owned = False  # this call set up the process group
     try:
         _write_job(
             run_dir,
@@ -480,6 +485,8 @@ def fit_distributed(
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend, store=store, rank=0, world_size=processes, timeout=COLLECTIVE_TIMEOUT)
+        _LAUNCHED.set()
+        owned = True
         rows = shards[0].to(device)
         mine = Tensors(data.X_train[rows], data.y_train[rows], data.X_val, data.y_val)
         try:
@@ -499,8 +506,9 @@ def fit_distributed(
         except Exception as exc:  # a collective failed: another rank died or stopped answering
             raise _failure(ranks, processes, exc) from exc
     finally:
-        if dist.is_initialized():
+        if owned:
             dist.destroy_process_group()  # the other ranks' pending collectives fail: they exit
+            _LAUNCHED.clear()
         _end_ranks(ranks)
         torch.set_num_threads(previous_threads)
         shutil.rmtree(run_dir, ignore_errors=True)

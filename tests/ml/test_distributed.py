@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,61 @@ def test_torchrun_runs_a_train_spec_on_its_processes(tmp_path: Path) -> None:
     assert summary["distributed"]["backend"] == "gloo" and summary["distributed"]["identical_weights"]
     assert summary["epochs_run"] == 3 and (tmp_path / "out" / "model.pt").exists()
     assert done.stdout.count("[train]") == 3  # rank 0 alone prints its epochs
+
+
+def test_the_ranks_exit_when_the_process_that_started_them_is_killed(tmp_path: Path) -> None:
+    """A worker killed with SIGKILL (no cleanup of its own) leaves no rank behind."""
+    marker = tmp_path / "epoch"
+    script = f"""
+import sys, torch
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+from ml.reporter import Reporter
+from tests.ml.test_distributed import SPEC, blobs, mlp
+from ml.training.distributed import fit_distributed
+
+class Mark(Reporter):
+    def on_epoch_end(self, step, metrics):
+        open({str(marker)!r}, "w").write(str(step))
+
+fit_distributed(mlp(), blobs(), SPEC.model_copy(update={{"epochs": 5000}}), "classification", Mark(),
+                torch.Generator().manual_seed(0), processes=2, seed=0)
+"""
+    worker = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert worker.poll() is None, worker.stderr.read().decode()[-2000:] if worker.stderr else ""
+            assert time.monotonic() < deadline, "no epoch within 300 s"
+            time.sleep(0.2)
+        ranks = [pid for pid in all_rank_processes() if parent_of(pid) == worker.pid]
+        assert len(ranks) == 1
+    finally:
+        worker.kill()
+        worker.wait()
+    deadline = time.monotonic() + 60
+    while alive(ranks[0]):
+        assert time.monotonic() < deadline, "the rank outlived its parent by 60 s"
+        time.sleep(0.2)
+
+
+def parent_of(pid: int) -> int:
+    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def all_rank_processes() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"ml.training.distributed_rank" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
