@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     worker_memory_mb: int = Field(
         default=0, ge=0, description="Data memory of one run process (MemoryError above: the run fails); 0: none."
     )
+    worker_data_memory_mb: int | None = Field(
+        default=None,
+        ge=1,
+        description="Memory a run may fill with a data set's decoded features; a folder data set that needs more "
+        "is decoded into shards and streamed shard by shard (data.stream: auto). Default: half of "
+        "TRAINLAB_WORKER_MEMORY_MB, else half of the machine's memory shared by the worker's processes.",
+    )
     worker_queues: str | None = Field(
         default=None,
         description="Comma-separated queues a worker consumes; default: from its GPUs (trainlab and cpu "
@@ -132,6 +139,15 @@ class Settings(BaseSettings):
         with contextlib.suppress(OSError):  # a folder another account owns keeps its mode
             self.data_dir.chmod(0o700)
         return self.data_dir
+
+    def data_memory_budget_bytes(self) -> int:
+        """`worker_data_memory_mb` in bytes, or its default (half the run process's memory)."""
+        if self.worker_data_memory_mb:
+            return self.worker_data_memory_mb * 1024**2
+        if self.worker_memory_mb:
+            return self.worker_memory_mb * 1024**2 // 2
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return physical // 2 // self.worker_concurrency
 
     def threads_per_worker_process(self) -> int:
         """Torch threads per worker process, so processes x threads never exceeds the cores."""

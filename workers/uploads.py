@@ -3,12 +3,20 @@ another experiment's trained weights (`RunContext.load_weights`, for transfer le
 
 from __future__ import annotations
 
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from core.artifacts import ArtifactStore
 from core.db import session_scope
 from core.models import Dataset as DatasetRow
 from core.references import resolve_dataset, resolve_experiment
+from core.settings import get_settings
+from ml.data.shards import ShardedDataset
 from ml.data.sources import Dataset
 from ml.data.uploads import load_upload
 from ml.errors import DataError
@@ -21,7 +29,7 @@ class UploadResolver:
     def __init__(self, store: ArtifactStore, owner_id: int | None) -> None:
         self.store, self.owner_id = store, owner_id
 
-    def __call__(self, dataset_id: str, data_spec: Any) -> Dataset:
+    def __call__(self, dataset_id: str, data_spec: Any) -> Dataset | ShardedDataset:
         with session_scope() as session:
             row = resolve_dataset(session, self.owner_id, dataset_id) if self.owner_id is not None else None
             if row is None:
@@ -41,15 +49,25 @@ class UploadResolver:
             image_shape=table.image_shape,
         )
 
-    def _folder(self, dataset_id: int, key: str, info: dict[str, Any], data_spec: Any) -> Dataset:
+    def _folder(self, dataset_id: int, key: str, info: dict[str, Any], data_spec: Any) -> Dataset | ShardedDataset:
         """A folder archive's decoded features, from the cache beside it when they were built
-        with the same settings before, else decoded now (once per data set and settings)."""
+        with the same settings before, else decoded now (once per data set and settings).
+
+        When a run in memory would need more than the worker's data memory budget
+        (`TRAINLAB_WORKER_DATA_MEMORY_MB`; or the spec says `data.stream: true`), the features
+        are decoded into shards instead, and the run streams them."""
         from ml.data.perceptual import dataset_from_npz, dataset_to_npz, feature_key, load_folder_dataset
+        from ml.data.shards import in_memory_bytes, should_stream
         from ml.data.uploads import DatasetError
         from ml.spec import AudioSpec, ImageSpec
 
         kind = info.get("kind", "audio")
         settings = (data_spec.audio or AudioSpec()) if kind == "audio" else (data_spec.image or ImageSpec())
+        budget = get_settings().data_memory_budget_bytes()
+        shortest = (info.get("audio") or {}).get("seconds", {}).get("min")
+        needed = in_memory_bytes(kind, settings, int(info.get("files") or 0), shortest)
+        if should_stream(getattr(data_spec, "stream", "auto"), needed, budget):
+            return self._sharded(dataset_id, key, kind, settings, budget)
         # Beside the archive; the data set's row lists it, so deleting the data set deletes it too.
         cache = f"{key.rsplit('/', 1)[0]}/features-{feature_key(kind, settings)}.npz"
         if self.store.exists(cache):
@@ -65,14 +83,61 @@ class UploadResolver:
                 image=settings if isinstance(settings, ImageSpec) else None,
             )
         self.store.put(cache, dataset_to_npz(data))
+        self._record_caches(dataset_id, [cache])
+        return data
+
+    def _sharded(self, dataset_id: int, key: str, kind: str, settings: Any, budget: int) -> ShardedDataset:
+        """The archive's features as shards beside it (``shards-<key>/shard-00000.npy``...): read
+        back when written before with the same settings, else decoded now member by member, each
+        shard stored as soon as it is full (never the whole feature array in memory)."""
+        from ml.data.perceptual import feature_key
+        from ml.data.shards import META, open_shards, write_shards
+        from ml.data.uploads import DatasetError
+        from ml.spec import AudioSpec, ImageSpec
+
+        prefix = f"{key.rsplit('/', 1)[0]}/shards-{feature_key(kind, settings)}"
+        read = self._shard_reader(prefix)
+        if self.store.exists(f"{prefix}/{META}"):  # written last: the set is complete
+            try:
+                return open_shards(json.loads(self.store.get(f"{prefix}/{META}")), read, budget)
+            except (DatasetError, ValueError, KeyError, OSError):
+                pass  # a damaged or outdated set: decode again below
+        stored: list[str] = []
+
+        def keep(file: Path) -> None:
+            self.store.put_file(f"{prefix}/{file.name}", file)
+            stored.append(f"{prefix}/{file.name}")
+            file.unlink()  # the local copy: at most one shard on the worker's disk
+
+        with self.store.local_path(key) as path, tempfile.TemporaryDirectory(prefix="trainlab-shards-") as tmp:
+            meta = write_shards(
+                path,
+                kind,
+                tmp,
+                audio=settings if isinstance(settings, AudioSpec) else None,
+                image=settings if isinstance(settings, ImageSpec) else None,
+                budget_bytes=budget,
+                on_file=keep,
+            )
+        self._record_caches(dataset_id, stored)
+        return open_shards(meta, read, budget)
+
+    def _shard_reader(self, prefix: str) -> Callable[[str], np.ndarray]:
+        def read(name: str) -> np.ndarray:
+            with self.store.local_path(f"{prefix}/{name}") as path:  # S3: a temporary download
+                return np.load(path, allow_pickle=False)
+
+        return read
+
+    def _record_caches(self, dataset_id: int, keys: list[str]) -> None:
+        """List decoded-feature files on the data set's row: deleting the data set deletes them."""
         with session_scope() as session:
             # Locked: two runs with other settings may record their caches at the same moment.
             row = session.get(DatasetRow, dataset_id, with_for_update=True)
             if row is not None:
-                caches = sorted({*(row.info or {}).get("feature_caches", []), cache})
+                caches = sorted({*(row.info or {}).get("feature_caches", []), *keys})
                 row.info = {**(row.info or {}), "feature_caches": caches}
                 session.commit()
-        return data
 
 
 def upload_defaults(info: dict[str, Any], data_spec: Any) -> tuple[str | None, bool]:
