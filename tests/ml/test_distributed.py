@@ -25,6 +25,7 @@ from ml.errors import Cancelled
 from ml.reporter import RecordingReporter
 from ml.run import run_experiment
 from ml.spec import TrainSpec, parse_spec
+from ml.spec.summary import TrainSummary
 from ml.training.distributed import RankFailed, fit_distributed, shard_rows, weights_digest
 from ml.training.loop import Tensors, fit
 
@@ -185,6 +186,8 @@ def test_a_train_spec_with_two_processes_runs_and_says_so() -> None:
     assert summary["distributed"]["processes"] == 2 and summary["distributed"]["backend"] == "gloo"
     assert summary["distributed"]["identical_weights"] and summary["device"] == "cpu"
     assert summary["distributed"]["launcher"] == "worker"
+    typed = TrainSummary.model_validate(summary)  # the published summary model holds it
+    assert typed.distributed is not None and typed.distributed.backend == "gloo"
     assert summary["epochs_run"] == 3 and "accuracy" in summary["test"]
     assert "model.pt" in reporter.artifacts and len(reporter.series("train", "loss")) == 3
 
