@@ -45,7 +45,6 @@ IMAGE_ROW_MULTIPLE = 8
 # A run in memory holds about this many copies of the decoded features at its peak: the data set,
 # the training rows, their preprocessed copy (standardize) and their tensor.
 IN_MEMORY_COPIES = 4
-STREAMED_FEATURES = ("log_mel", "mfcc")
 
 
 def shard_name(index: int) -> str:
@@ -69,13 +68,15 @@ def clip_length(spec: AudioSpec, shortest_seconds: float) -> int:
     from ml.data.perceptual import DEFAULT_MAX_CLIP_SECONDS
 
     seconds = spec.clip_seconds if spec.clip_seconds is not None else min(shortest_seconds, DEFAULT_MAX_CLIP_SECONDS)
-    return max(spec.n_fft, int(round(seconds * spec.sample_rate)))
+    return max(1 if spec.features == "waveform" else spec.n_fft, int(round(seconds * spec.sample_rate)))
 
 
 def row_shape(kind: str, settings: AudioSpec | ImageSpec, shortest_seconds: float | None = None) -> tuple[int, ...]:
     """The C x H x W shape of one decoded sample."""
     if kind == "audio":
         assert isinstance(settings, AudioSpec)
+        if settings.features == "waveform":
+            return (1, 1, clip_length(settings, shortest_seconds or 0.0))
         frames = clip_length(settings, shortest_seconds or 0.0) // settings.hop_length + 1  # torch.stft, center=True
         bands = settings.n_mfcc if settings.features == "mfcc" else settings.n_mels
         return (1, bands, frames)
@@ -205,7 +206,14 @@ def write_shards(
     Returns:
         The set's description (``meta.json``).
     """
-    from ml.data.perceptual import FEATURE_BATCH, audio_features, decode_audio, decode_image, fix_length
+    from ml.data.perceptual import (
+        FEATURE_BATCH,
+        audio_features,
+        decode_audio,
+        decode_image,
+        fix_length,
+        waveform_features,
+    )
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -213,25 +221,25 @@ def write_shards(
     labels: list[str] = []
     if kind == "audio":
         spec = audio or AudioSpec()
-        if spec.features not in STREAMED_FEATURES:
-            raise DataError(
-                f"audio features {spec.features} cannot be streamed yet (only {', '.join(STREAMED_FEATURES)}); "
-                "use data.stream: false or one of those features"
-            )
         shortest = None if spec.clip_seconds is not None else _shortest_seconds(path, spec, limits)
         shape = row_shape(kind, spec, shortest)
         length = clip_length(spec, shortest or 0.0)
         rows = shard_rows_for(4 * math.prod(shape), budget_bytes, AUDIO_ROW_MULTIPLE)
         writer = _ShardWriter(out, rows, math.prod(shape), on_file)
         pending: list[np.ndarray] = []
+
+        def features(clips: list[np.ndarray]) -> np.ndarray:
+            fixed = np.stack(clips).astype(np.float32)
+            return waveform_features(fixed) if spec.features == "waveform" else audio_features(fixed, spec)
+
         for label, name, data in read_members(path, limits):
             pending.append(fix_length(decode_audio(data, name, spec.sample_rate), length, spec.crop))
             labels.append(label)
             if len(pending) == FEATURE_BATCH:  # the batches of the in-memory decoding: the same rows
-                writer.add(audio_features(np.stack(pending).astype(np.float32), spec))
+                writer.add(features(pending))
                 pending = []
         if pending:
-            writer.add(audio_features(np.stack(pending).astype(np.float32), spec))
+            writer.add(features(pending))
     elif kind == "image":
         ispec = image or ImageSpec()
         shape = row_shape(kind, ispec)

@@ -231,7 +231,7 @@ def fit_streamed_preprocessing(
         else:
             what = f"balance {method}" if name == "balance" else name
             raise DataError(
-                f"preprocess step {what} needs every training row in memory at once, and this data set is "
+                f"preprocess step {what} is fitted on every training row in memory at once, and this data set is "
                 f"{streamed}; leave the step out (a streamed run takes standardize, minmax, balance "
                 "class_weight and augmentation), or raise the worker's TRAINLAB_WORKER_DATA_MEMORY_MB"
             )

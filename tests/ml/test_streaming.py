@@ -106,7 +106,8 @@ def test_shards_hold_exactly_the_in_memory_features(small: tuple[Path, Path]) ->
     assert np.array_equal(sharded.gather(rows), memory.X[rows])
 
 
-def test_audio_shards_hold_exactly_the_in_memory_spectrograms(tmp_path: Path) -> None:
+@pytest.mark.parametrize("features", ["log_mel", "mfcc", "waveform"])
+def test_audio_shards_hold_exactly_the_in_memory_features(tmp_path: Path, features: str) -> None:
     """70 clips: more than one feature batch of 64, so the batches must be the same as in memory."""
     rng = np.random.default_rng(0)
     with zipfile.ZipFile(tmp_path / "a.zip", "w") as archive:
@@ -117,7 +118,8 @@ def test_audio_shards_hold_exactly_the_in_memory_spectrograms(tmp_path: Path) ->
             buffer = io.BytesIO()
             soundfile.write(buffer, clip.astype(np.float32), 8000, format="WAV")
             archive.writestr(f"s/{label}/{k}.wav", buffer.getvalue())
-    audio = AudioSpec(sample_rate=16000, n_mels=24, n_fft=256, hop_length=128)
+    spectrum = {"n_mels": 24, "n_fft": 256, "hop_length": 128} if features != "waveform" else {}
+    audio = AudioSpec.model_validate({"sample_rate": 16000, "features": features, **spectrum})
     memory = load_folder_dataset(tmp_path / "a.zip", "audio", audio=audio)
     meta = write_shards(tmp_path / "a.zip", "audio", tmp_path / "shards", audio=audio, budget_bytes=1)
     sharded = load_sharded(tmp_path / "shards")
@@ -177,8 +179,8 @@ def test_streamed_scaling_statistics_match_the_whole_matrix(small: tuple[Path, P
 @pytest.mark.parametrize(
     ("steps", "train", "message"),
     [
-        ([{"step": "pca", "n_components": 5}], {}, "preprocess step pca needs every training row in memory"),
-        ([{"step": "balance", "method": "smote"}], {}, "balance smote needs every training row"),
+        ([{"step": "pca", "n_components": 5}], {}, "preprocess step pca is fitted on every training row in memory"),
+        ([{"step": "balance", "method": "smote"}], {}, "balance smote is fitted on every training row"),
         ([{"step": "deduplicate"}], {}, "deduplicate compares every row"),
         ([], {"lr_range_test": {}}, "lr_range_test sweeps batches of rows held in memory"),
         ([], {"distributed": {"processes": 2}}, "data-parallel training .* needs the data set in memory"),
