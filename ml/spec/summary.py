@@ -72,12 +72,25 @@ class SplitSizes(SummaryModel):
     test: int
 
 
+class StreamedInfo(SummaryModel):
+    """How a data set larger than the worker's data memory budget was read: shard by shard."""
+
+    decoded_bytes: int
+    budget_bytes: int | None
+    shards: int
+    shard_rows: int
+    shard_bytes: int
+    train_rows: int
+    note: str
+
+
 class DatasetInfo(SummaryModel):
     source: str
     rows: int
     features: int
     classes: list[str]
     split: SplitSizes
+    streamed: StreamedInfo | None = None  # present when the data set was streamed
 
 
 class Leakage(SummaryModel):

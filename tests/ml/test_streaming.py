@@ -38,6 +38,7 @@ from ml.preprocessing.pipeline import fit_streamed_preprocessing
 from ml.reporter import RecordingReporter
 from ml.run import run_experiment
 from ml.spec import AudioSpec, ImageSpec, PreprocessStep
+from ml.spec.summary import TrainSummary
 from ml.training.shard_stream import ShardStream
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,6 +208,7 @@ def test_streamed_and_in_memory_training_reach_similar_accuracy(small: tuple[Pat
     a, b = results["memory"], results["streamed"]
     assert a["dataset"]["split"] == b["dataset"]["split"]  # the split needs the labels only
     assert b["dataset"]["streamed"]["shards"] == 15 and "streamed" not in a["dataset"]
+    assert TrainSummary.model_validate(b).dataset.streamed.shard_rows == 8  # type: ignore[union-attr]
     for summary in (a, b):
         assert summary["test"]["accuracy"] > summary["baseline"]["accuracy"] + 0.3
         assert summary["test"]["confusion_matrix"]["labels"] == sorted(CLASSES)
