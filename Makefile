@@ -46,8 +46,12 @@ chromium:
 	  else echo "chromium missing: run 'sudo apt-get install -y chromium chromium-driver' for the dashboard tests"; fi; \
 	fi
 
+# The suite on every core, at most 4 processes (each e2e module starts its own API, workers,
+# PostgreSQL database and Redis database number); a file's tests stay in one process, so a
+# module's services start once. TEST_WORKERS=0 runs it in this process only.
+TEST_WORKERS ?= auto
 test: $(DEV_STAMP) chromium lint
-	$(BIN)/pytest -q -rs
+	$(BIN)/pytest -q -rs -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 examples: $(DEV_STAMP)
 	$(BIN)/python -m examples.run_all
