@@ -3,6 +3,7 @@ another experiment's trained weights (`RunContext.load_weights`, for transfer le
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from core.artifacts import ArtifactStore
+from core.artifacts import ArtifactStore, delete_files
 from core.db import session_scope
 from core.models import Dataset as DatasetRow
 from core.references import resolve_dataset, resolve_experiment
@@ -105,21 +106,29 @@ class UploadResolver:
         stored: list[str] = []
 
         def keep(file: Path) -> None:
+            stored.append(f"{prefix}/{file.name}")  # before the copy: a copy that fails may leave a part
             self.store.put_file(f"{prefix}/{file.name}", file)
-            stored.append(f"{prefix}/{file.name}")
             file.unlink()  # the local copy: at most one shard on the worker's disk
 
-        with self.store.local_path(key) as path, tempfile.TemporaryDirectory(prefix="trainlab-shards-") as tmp:
-            meta = write_shards(
-                path,
-                kind,
-                tmp,
-                audio=settings if isinstance(settings, AudioSpec) else None,
-                image=settings if isinstance(settings, ImageSpec) else None,
-                budget_bytes=budget,
-                on_file=keep,
-            )
-        self._record_caches(dataset_id, stored)
+        try:
+            with self.store.local_path(key) as path, tempfile.TemporaryDirectory(prefix="trainlab-shards-") as tmp:
+                meta = write_shards(
+                    path,
+                    kind,
+                    tmp,
+                    audio=settings if isinstance(settings, AudioSpec) else None,
+                    image=settings if isinstance(settings, ImageSpec) else None,
+                    budget_bytes=budget,
+                    on_file=keep,
+                )
+            self._record_caches(dataset_id, stored)
+        except BaseException:
+            # The files are listed on the data set's row only once all are stored: a decoding that
+            # fails midway (a bad member, a cancelled run) deletes what it stored, or deleting the
+            # data set would leave them behind.
+            with contextlib.suppress(Exception):  # the failure is what the run reports
+                delete_files(self.store, stored)
+            raise
         return open_shards(meta, read, budget)
 
     def _shard_reader(self, prefix: str) -> Callable[[str], np.ndarray]:

@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 
-def archive(per_class: int = 12, size: int = 16) -> bytes:
+def archive(per_class: int = 12, size: int = 16, broken: bool = False) -> bytes:
+    """Two classes of PNGs; `broken`: then a last member that is not an image."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -27,6 +28,8 @@ def archive(per_class: int = 12, size: int = 16) -> bytes:
                 png = io.BytesIO()
                 Image.fromarray(pixels).save(png, "PNG")
                 z.writestr(f"set/{label}/{k}.png", png.getvalue())
+        if broken:
+            z.writestr("set/light/zz-broken.png", b"\x89PNG\r\n\x1a\n not an image after all")
     return buffer.getvalue()
 
 
@@ -90,3 +93,29 @@ def test_stream_false_over_the_budget_is_refused_with_the_setting(folder: dict[s
 
     with pytest.raises(DataError, match=r"data\.stream is false, but .* \(TRAINLAB_WORKER_DATA_MEMORY_MB\)"):
         resolve(folder, image={"size": [128, 128]}, stream=False)
+
+
+def test_a_decoding_that_fails_midway_leaves_no_shards_behind(
+    client: TestClient, folder: dict[str, Any], api_env: Path
+) -> None:
+    """Shards are listed on the data set's row only once all are stored: a member that fails to
+    decode after some were stored must not leave them in the store, unlisted (DELETE would miss them)."""
+    from core.artifacts import get_artifact_store
+    from core.db import session_scope
+    from core.models import Dataset as DatasetRow
+    from ml.data.uploads import DatasetError
+
+    with session_scope() as session:
+        key = session.get(DatasetRow, folder["id"]).key
+    # The stored archive now ends with a member that does not decode (passed the upload's checks
+    # once; a worker reading it later finds it damaged): its 24 images fill three shards first.
+    get_artifact_store().put(key, archive(broken=True))
+    with pytest.raises(DatasetError, match="zz-broken.png: not a readable"):
+        resolve(folder, image={"size": [128, 128]})
+
+    store = api_env / "artifacts"
+    assert not [p for p in store.rglob("*") if "shards-" in str(p) and p.is_file()]
+    info = client.get(f"/api/v1/datasets/{folder['id']}").json()["info"]
+    assert not [c for c in info.get("feature_caches", []) if "/shards-" in c]
+    assert client.delete(f"/api/v1/datasets/{folder['id']}").status_code == 204
+    assert not [p for p in store.rglob("*") if p.is_file() and p.suffix in (".npy", ".json", ".zip")]
