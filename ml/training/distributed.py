@@ -218,6 +218,10 @@ class _Rank:
         path = self.run_dir / f"rank{self.rank}.error.json"
         return json.loads(path.read_text()) if path.exists() else None
 
+    def ended(self) -> bool:
+        """The rank exited or reported an error."""
+        return self.process.poll() is not None or (self.run_dir / f"rank{self.rank}.error.json").exists()
+
     def log_tail(self, lines: int = 8) -> str:
         text = (self.run_dir / f"rank{self.rank}.log").read_text(errors="replace").strip().splitlines()
         return " | ".join(text[-lines:])
@@ -293,7 +297,7 @@ def _wait_for_ranks(store: dist.TCPStore, ranks: list[_Rank], reporter: Reporter
     while store.add(JOINED, 0) < len(ranks):
         for rank in ranks:
             if rank.process.poll() is not None:
-                raise _failure(ranks, len(ranks) + 1, None)
+                raise _failure(ranks, len(ranks) + 1, None) or RankFailed(f"process {rank.rank} exited")
         if reporter.should_stop():
             raise Cancelled("cancelled while the data-parallel processes started")
         if time.monotonic() > deadline:
@@ -304,12 +308,20 @@ def _wait_for_ranks(store: dist.TCPStore, ranks: list[_Rank], reporter: Reporter
         time.sleep(0.1)
 
 
-def _failure(ranks: list[_Rank], world: int, cause: BaseException | None) -> BaseException:
+def _collective_error(exc: BaseException) -> bool:
+    """Whether `exc` may be a failed collective (another rank died or stopped answering) rather
+    than rank 0's own error (the reporter's database or broker, a user's ValueError, CUDA memory)."""
+    return isinstance(exc, RuntimeError) and not isinstance(exc, torch.cuda.OutOfMemoryError)
+
+
+def _failure(ranks: list[_Rank], world: int, cause: BaseException | None) -> BaseException | None:
     """The error that ended the run, as one of the other ranks reported it (its own type, for the
-    run's outcome), else what is known of the rank that died or stopped answering."""
-    deadline = time.monotonic() + 5.0  # a rank that failed is usually exiting already
-    while time.monotonic() < deadline and all(r.process.poll() is None for r in ranks):
-        time.sleep(0.1)
+    run's outcome), else what is known of the rank that died or stopped answering; None when no
+    rank exited or reported an error (`cause` is then rank 0's own, to raise unchanged)."""
+    if cause is None or _collective_error(cause):
+        deadline = time.monotonic() + 5.0  # a rank that broke a collective is usually exiting already
+        while time.monotonic() < deadline and not any(r.ended() for r in ranks):
+            time.sleep(0.1)
     errors = [(rank, rank.error()) for rank in ranks]
     for rank, error in errors:  # an error of the run's own (a data error, a divergence...)
         if error is not None and error["type"] in RANK_ERRORS:
@@ -324,7 +336,9 @@ def _failure(ranks: list[_Rank], world: int, cause: BaseException | None) -> Bas
             return RankFailed(
                 f"data-parallel process {rank.rank} of {world} failed: {error['type']}: {error['message']}"
             )
-    return RankFailed(f"data-parallel training stopped: {cause} (no process reported an error)")
+    if cause is None or isinstance(cause, dist.DistError):  # a timeout: a rank stopped answering
+        return RankFailed(f"data-parallel training stopped: {cause} (no process reported an error)")
+    return None
 
 
 def _end_ranks(ranks: list[_Rank]) -> None:
@@ -427,6 +441,8 @@ def fit_distributed(
     Raises:
         Cancelled, TrainingDiverged, ...: as `fit`, whichever rank raised it.
         RankFailed: another rank died, did not start or stopped answering.
+        Any error of rank 0's own (its reporter's database or broker, CUDA memory...), unchanged,
+        when no other rank exited or reported an error.
     """
     if not isinstance(data, Tensors):
         raise MLError(
@@ -503,8 +519,11 @@ def fit_distributed(
             )
         except (MLError, MemoryError):
             raise  # agreed by all ranks (cancel, divergence), or rank 0's own
-        except Exception as exc:  # a collective failed: another rank died or stopped answering
-            raise _failure(ranks, processes, exc) from exc
+        except Exception as exc:  # a collective failed (another rank died or stopped answering), or rank 0's own
+            failure = _failure(ranks, processes, exc)
+            if failure is None:
+                raise  # its own type: an infrastructure error re-queues the run, a user's error is theirs
+            raise failure from exc
     finally:
         if owned:
             dist.destroy_process_group()  # the other ranks' pending collectives fail: they exit

@@ -173,6 +173,23 @@ def test_a_rank_that_dies_fails_the_run_and_nothing_is_left_behind() -> None:
     assert rank_processes() == []
 
 
+class DatabaseGone(RecordingReporter):
+    """Rank 0's reporter loses its connection after epoch 2 (the database or the broker went away)."""
+
+    def on_epoch_end(self, step: int, metrics) -> None:
+        super().on_epoch_end(step, metrics)
+        if step == 2:
+            raise ConnectionError("the database went away")
+
+
+def test_an_error_of_rank_zero_itself_keeps_its_type() -> None:
+    """An infrastructure error re-queues the run (workers.tasks.INFRASTRUCTURE_ERRORS): it is not
+    turned into a failure of another rank."""
+    with pytest.raises(ConnectionError, match="the database went away"):
+        train_two(mlp(), DatabaseGone(), SPEC.model_copy(update={"epochs": 500}))
+    assert rank_processes() == []
+
+
 def test_a_train_spec_with_two_processes_runs_and_says_so() -> None:
     spec = {
         "name": "ddp",
