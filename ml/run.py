@@ -183,7 +183,7 @@ def run_train(
         gpu_telemetry(device) as telemetry,
     ):
         distributed = None
-        if spec.processes() > 1:  # data-parallel: one process per GPU (resources.gpus), or CPU processes
+        if spec.processes() > 1:  # train.distributed: one process per GPU (resources.gpus), or CPU processes
             from ml.training.distributed import fit_distributed
 
             history, distributed = fit_distributed(

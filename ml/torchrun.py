@@ -7,8 +7,7 @@ Every process reads the spec and its data (a source every host can read: builtin
 file path; not an uploaded ``dataset/<id>``, which lives on the trainlab server), prepares them
 as a worker does (seeded: the same on every rank) and trains its shard with the others
 (`ml.training.distributed.fit_distributed`, which starts nothing under torchrun). The spec's
-process count must be torchrun's world size (``resources.gpus`` on GPUs,
-``train.distributed.processes`` with ``device: cpu``). Rank 0 prints the metrics and writes the
+process count (``train.distributed.processes``) must be torchrun's world size. Rank 0 prints the metrics and writes the
 artifacts and ``summary.json`` to OUT; the other ranks print nothing.
 
 Each process trains on ``cuda:LOCAL_RANK`` when the host has GPUs (NCCL), else on the CPU (gloo).

@@ -81,29 +81,32 @@ class TrainExperimentSpec(ExperimentHeader):
 
     @model_validator(mode="after")
     def _data_parallel_fits(self) -> TrainExperimentSpec:
-        """Data-parallel processes that a worker can start: one per GPU asked for, or CPU processes
-        said to be on the CPU, each with an equal share of the batch."""
+        """Data-parallel processes that a worker can start (``train.distributed.processes``): one
+        per GPU of ``resources.gpus``, or CPU processes said to be on the CPU, each with an equal
+        share of the batch. ``resources.gpus`` alone only routes the run to a worker with that
+        many GPUs (what it has meant since spec version 1): one process trains."""
+        processes = self.processes()
+        if processes < 2:
+            return self
         gpus = self.resources.gpus if self.resources is not None else 0
         on_cpu = self.train.device == "cpu" or (self.resources is not None and self.resources.cpu_only)
-        asked = self.train.distributed.processes if self.train.distributed is not None else None
-        if gpus > 1 and on_cpu:
+        if gpus and processes != gpus:
             raise ValueError(
-                f"resources.gpus {gpus} trains on {gpus} GPUs, one process each, but train.device is cpu; "
-                f"set train.device auto or cuda, or leave resources.gpus out (train.distributed.processes: {gpus} "
-                "for CPU processes)"
+                f"train.distributed.processes {processes} and resources.gpus {gpus} differ: data-parallel training "
+                "on GPUs runs one process per GPU; set them equal (or leave processes out to train one process)"
             )
-        if asked is not None and gpus and asked != gpus:
+        if gpus and on_cpu:
             raise ValueError(
-                f"train.distributed.processes {asked} and resources.gpus {gpus} differ: data-parallel training "
-                "runs one process per GPU; set them equal (or leave processes out)"
+                f"train.distributed.processes {processes} with resources.gpus {gpus} trains on {gpus} GPUs, one "
+                "process each, but train.device is cpu; set train.device auto or cuda, or leave resources.gpus "
+                f"out to train {processes} CPU processes"
             )
-        if asked is not None and asked > 1 and not gpus and not on_cpu:
+        if not gpus and not on_cpu:
             raise ValueError(
-                f"train.distributed.processes {asked} without resources.gpus trains {asked} CPU processes (gloo): "
-                f"say so with train.device: cpu (or resources.cpu_only: true), or ask for resources.gpus: {asked} "
-                f"to train on {asked} GPUs"
+                f"train.distributed.processes {processes} without resources.gpus trains {processes} CPU processes "
+                f"(gloo): say so with train.device: cpu (or resources.cpu_only: true), or ask for resources.gpus: "
+                f"{processes} to train on {processes} GPUs"
             )
-        processes = self.processes()
         if self.train.batch_size % processes:
             fits = max(processes, self.train.batch_size - self.train.batch_size % processes)
             raise ValueError(
@@ -113,8 +116,6 @@ class TrainExperimentSpec(ExperimentHeader):
         return self
 
     def processes(self) -> int:
-        """How many data-parallel processes train it: ``train.distributed.processes``, else one per
-        GPU of ``resources.gpus``, else one."""
-        if self.train.distributed is not None:
-            return self.train.distributed.processes
-        return max(1, self.resources.gpus) if self.resources is not None else 1
+        """How many data-parallel processes train it: ``train.distributed.processes``, else one
+        (``resources.gpus`` alone does not ask for data-parallel training)."""
+        return self.train.distributed.processes if self.train.distributed is not None else 1

@@ -193,7 +193,7 @@ class TrainSummary(Summary):
 
 
 class DataParallelReport(SummaryModel):
-    """How a data-parallel run (`train.distributed`, `resources.gpus` > 1) trained: DDP over
+    """How a data-parallel run (`train.distributed.processes` > 1) trained: DDP over
     `processes` processes talking through `backend` (nccl on GPUs, gloo on the CPU)."""
 
     processes: int

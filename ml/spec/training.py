@@ -340,8 +340,8 @@ class LrRangeTestSpec(StrictModel):
 class DistributedSpec(StrictModel):
     """Data-parallel training (DistributedDataParallel): several processes each train on their own
     shard of the training rows and average their gradients every step. On GPUs it is one process
-    per GPU (``resources.gpus: N`` alone asks for it); on the CPU (``device: cpu``) the processes
-    talk through gloo."""
+    per GPU (with ``resources.gpus`` equal to ``processes``; ``resources.gpus`` alone only routes
+    the run and trains one process); on the CPU (``device: cpu``) the processes talk through gloo."""
 
     processes: int = Field(
         ge=1,

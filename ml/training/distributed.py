@@ -373,7 +373,7 @@ def _fit_in_group(
     if world != processes:
         raise MLError(
             f"the spec asks for {processes} data-parallel processes and torchrun started {world}; make them equal "
-            "(train.distributed.processes, or resources.gpus on GPUs)"
+            "(train.distributed.processes)"
         )
     device = data.X_train.device
     shards = shard_rows(len(data.X_train), world, seed)
@@ -446,7 +446,7 @@ def fit_distributed(
     """
     if not isinstance(data, Tensors):
         raise MLError(
-            "data-parallel training (train.distributed, resources.gpus > 1) needs the data set in memory; "
+            "data-parallel training (train.distributed) needs the data set in memory; "
             "this one is streamed shard by shard: train it on one process"
         )
     if processes < 2:

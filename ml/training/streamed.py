@@ -80,7 +80,7 @@ def check_streamable(spec: TrainExperimentSpec, data: ShardedDataset) -> None:
         )
     if spec.processes() > 1:
         raise DataError(
-            f"data-parallel training (train.distributed, resources.gpus > 1) needs the data set in memory on every "
+            f"data-parallel training (train.distributed) needs the data set in memory on every "
             f"process, and this one is {streamed}; train it on one process"
         )
     if spec.train.lr_range_test is not None:

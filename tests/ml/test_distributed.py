@@ -217,9 +217,9 @@ TRAIN = {"name": "r", "data": {"source": "builtin/iris"}}
     [
         ({**TRAIN, "train": {"distributed": {"processes": 2}}}, "say so with train.device: cpu"),
         ({**TRAIN, "train": {"device": "cpu", "batch_size": 63, "distributed": {"processes": 2}}}, "use e.g. 62"),
-        ({**TRAIN, "resources": {"gpus": 3}}, "train.batch_size 64 is not a multiple of the 3"),
+        ({**TRAIN, "resources": {"gpus": 3}, "train": {"distributed": {"processes": 3}}}, "64 is not a multiple"),
         ({**TRAIN, "resources": {"gpus": 2}, "train": {"distributed": {"processes": 4}}}, "differ"),
-        ({**TRAIN, "resources": {"gpus": 2}, "train": {"device": "cpu"}}, "train.device is cpu"),
+        ({**TRAIN, "resources": {"gpus": 2}, "train": {"device": "cpu", "distributed": {"processes": 2}}}, "is cpu"),
         ({**TRAIN, "train": {"device": "cpu", "distributed": {"processes": 17}}}, "less than or equal to 16"),
         ({**TRAIN, "train": {"device": "cpu", "distributed": {"processes": 0}}}, "greater than or equal to 1"),
     ],
@@ -231,10 +231,21 @@ def test_impossible_process_counts_are_refused(spec: dict, message: str) -> None
 
 def test_process_counts_a_spec_asks_for() -> None:
     assert parse_spec(TRAIN).processes() == 1  # type: ignore[union-attr]
-    assert parse_spec({**TRAIN, "resources": {"gpus": 2}}).processes() == 2  # type: ignore[union-attr]
+    assert parse_spec({**TRAIN, "resources": {"gpus": 2}}).processes() == 1  # type: ignore[union-attr]
+    two = {**TRAIN, "resources": {"gpus": 2}, "train": {"distributed": {"processes": 2}}}
+    assert parse_spec(two).processes() == 2  # type: ignore[union-attr]
     assert parse_spec({**TRAIN, "resources": {"gpus": 1}}).processes() == 1  # type: ignore[union-attr]
     cpu = {**TRAIN, "resources": {"cpu_only": True}, "train": {"distributed": {"processes": 4}}}
     assert parse_spec(cpu).processes() == 4  # type: ignore[union-attr]
+
+
+def test_a_v1_spec_that_asks_for_two_gpus_still_routes_and_trains_one_process() -> None:
+    """resources.gpus meant 'a worker with N GPUs' before data-parallel training existed; stored
+    specs (an odd batch, device: cpu) still parse and mean that (tests/ml/spec_fixtures/v1/)."""
+    stored = json.loads((Path(__file__).parent / "spec_fixtures" / "v1" / "two-gpus.json").read_text())
+    spec = parse_spec(stored)
+    assert spec.spec_version == 1 and spec.resources is not None and spec.resources.gpus == 2
+    assert spec.processes() == 1 and spec.train.batch_size == 25 and spec.train.device == "cpu"  # type: ignore[union-attr]
 
 
 def test_weights_digest_tells_weights_apart() -> None:
