@@ -106,7 +106,9 @@ def test_a_decoding_that_fails_midway_leaves_no_shards_behind(
     from ml.data.uploads import DatasetError
 
     with session_scope() as session:
-        key = session.get(DatasetRow, folder["id"]).key
+        row = session.get(DatasetRow, folder["id"])
+        assert row is not None
+        key = row.key
     # The stored archive now ends with a member that does not decode (passed the upload's checks
     # once; a worker reading it later finds it damaged): its 24 images fill three shards first.
     get_artifact_store().put(key, archive(broken=True))
