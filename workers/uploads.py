@@ -88,19 +88,29 @@ class UploadResolver:
         return data
 
     def _sharded(self, dataset_id: int, key: str, kind: str, settings: Any, budget: int) -> ShardedDataset:
-        """The archive's features as shards beside it (``shards-<key>/shard-00000.npy``...): read
-        back when written before with the same settings, else decoded now member by member, each
-        shard stored as soon as it is full (never the whole feature array in memory)."""
+        """The archive's features as shards beside it (``shards-<key>-<budget>/shard-00000.npy``...):
+        read back when written before with the same settings and budget, else decoded now member by
+        member, each shard stored as soon as it is full (never the whole feature array in memory).
+
+        The budget sizes the shards, so it is part of their keys: two workers with different budgets
+        decoding the same data set at once write shards of different sizes, never to the same files.
+        A shard found not to match the set's description discards the set (its ``meta.json``): the
+        next run decodes it again."""
         from ml.data.perceptual import feature_key
-        from ml.data.shards import META, open_shards, write_shards
+        from ml.data.shards import META, SHARD_VERSION, open_shards, write_shards
         from ml.data.uploads import DatasetError
         from ml.spec import AudioSpec, ImageSpec
 
-        prefix = f"{key.rsplit('/', 1)[0]}/shards-{feature_key(kind, settings)}"
+        prefix = f"{key.rsplit('/', 1)[0]}/shards-{feature_key(kind, settings)}-v{SHARD_VERSION}-b{budget}"
         read = self._shard_reader(prefix)
+
+        def discard() -> None:
+            with contextlib.suppress(Exception):  # the run fails with the shard's error either way
+                self.store.delete(f"{prefix}/{META}")
+
         if self.store.exists(f"{prefix}/{META}"):  # written last: the set is complete
             try:
-                return open_shards(json.loads(self.store.get(f"{prefix}/{META}")), read, budget)
+                return open_shards(json.loads(self.store.get(f"{prefix}/{META}")), read, budget, discard)
             except (DatasetError, ValueError, KeyError, OSError):
                 pass  # a damaged or outdated set: decode again below
         stored: list[str] = []
@@ -129,7 +139,7 @@ class UploadResolver:
             with contextlib.suppress(Exception):  # the failure is what the run reports
                 delete_files(self.store, stored)
             raise
-        return open_shards(meta, read, budget)
+        return open_shards(meta, read, budget, discard)
 
     def _shard_reader(self, prefix: str) -> Callable[[str], np.ndarray]:
         def read(name: str) -> np.ndarray:

@@ -289,9 +289,11 @@ class ShardedDataset:
     shard_rows: int
     shards: int
     read: Callable[[str], np.ndarray]
+    stored_rows: int  # rows of all the shards (a subset of the classes keeps some of them)
     row_keys: np.ndarray  # (rows, 16) uint8: a digest of each row's features
     index: np.ndarray  # row -> row of the shards
     budget_bytes: int | None = None
+    on_damaged: Callable[[], None] | None = None  # the host discards the set (the next run decodes again)
     task: Task = "classification"
     _feature_names: list[str] = field(default_factory=list, repr=False)
 
@@ -318,13 +320,28 @@ class ShardedDataset:
         budget = "no budget" if self.budget_bytes is None else f"the worker's budget of {megabytes(self.budget_bytes)}"
         return f"{megabytes(self.nbytes)} of decoded features, streamed shard by shard ({budget})"
 
+    def shard_length(self, number: int) -> int:
+        """Rows of shard `number`: `shard_rows`, the last one the remainder."""
+        return min(self.shard_rows, self.stored_rows - number * self.shard_rows)
+
     def shard(self, number: int) -> np.ndarray:
-        """The features of one shard, (rows, features) float32."""
+        """The features of one shard, (rows, features) float32.
+
+        Raises:
+            DatasetError: the file is not the shard the set's description says (its width, type or
+                number of rows: a shard of another writer's set would pair rows with wrong labels).
+        """
         array = self.read(shard_name(number))
-        if array.ndim != 2 or array.shape[1] != self.n_features or array.dtype != np.float32:
-            raise DataError(
+        expected = (self.shard_length(number), self.n_features)
+        if array.ndim != 2 or array.shape != expected or array.dtype != np.float32:
+            if self.on_damaged is not None:
+                self.on_damaged()
+            then = "the next run decodes them again" if self.on_damaged else "write them again"
+            raise DatasetError(
                 f"{shard_name(number)} of the data set's shards holds {array.shape} {array.dtype} values, not "
-                f"rows of {self.n_features} float32; delete the data set's feature caches to rebuild them"
+                f"{expected[0]} rows of {expected[1]} float32 (shard {number} of {self.shards}, {self.shard_rows} "
+                f"rows each): the shards are damaged; {then}",
+                "malformed",
             )
         return array
 
@@ -355,9 +372,13 @@ class ShardedDataset:
 
 
 def open_shards(
-    meta: dict[str, Any], read: Callable[[str], np.ndarray], budget_bytes: int | None = None
+    meta: dict[str, Any],
+    read: Callable[[str], np.ndarray],
+    budget_bytes: int | None = None,
+    on_damaged: Callable[[], None] | None = None,
 ) -> ShardedDataset:
-    """The shard set `write_shards` described by `meta`, its files read through `read`.
+    """The shard set `write_shards` described by `meta`, its files read through `read`;
+    `on_damaged` is called when a shard read later does not match it.
 
     Raises:
         DatasetError: the set is from another version or its files do not match it.
@@ -365,19 +386,25 @@ def open_shards(
     if meta.get("version") != SHARD_VERSION:
         raise DatasetError("the shards were written by another version; they are rebuilt", "malformed")
     y, keys = read(LABELS), read(KEYS)
-    rows = int(meta["rows"])
+    rows, shard_rows, shards = int(meta["rows"]), int(meta["shard_rows"]), int(meta["shards"])
     if y.shape != (rows,) or keys.shape != (rows, KEY_BYTES):
         raise DatasetError("the shards' labels do not match their description; they are rebuilt", "malformed")
+    if shard_rows < 1 or shards != -(-rows // shard_rows):
+        raise DatasetError(
+            f"{shards} shards of {shard_rows} rows do not hold {rows} rows; they are rebuilt", "malformed"
+        )
     return ShardedDataset(
         y=y.astype(np.int64),
         class_names=[str(c) for c in meta["classes"]],
         image_shape=tuple(int(d) for d in meta["row_shape"]),
-        shard_rows=int(meta["shard_rows"]),
-        shards=int(meta["shards"]),
+        shard_rows=shard_rows,
+        shards=shards,
         read=read,
+        stored_rows=rows,
         row_keys=keys,
         index=np.arange(rows, dtype=np.int64),
         budget_bytes=budget_bytes,
+        on_damaged=on_damaged,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -32,6 +33,7 @@ from ml.data.shards import (
     should_stream,
     write_shards,
 )
+from ml.data.uploads import DatasetError
 from ml.errors import Cancelled, DataError
 from ml.preprocessing import fit_preprocessing
 from ml.preprocessing.pipeline import fit_streamed_preprocessing
@@ -105,6 +107,26 @@ def test_shards_hold_exactly_the_in_memory_features(small: tuple[Path, Path]) ->
     assert np.array_equal(sharded.gather(np.arange(len(sharded.y))), memory.X)
     rows = np.array([119, 3, 70, 3])
     assert np.array_equal(sharded.gather(rows), memory.X[rows])
+
+
+def test_a_shard_of_another_size_is_refused_never_paired_with_other_labels(
+    small: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A shard whose rows are not those the set's description says (another writer's, of other
+    rows per shard; a truncated last one) is an error naming it, not rows read against wrong labels."""
+    archive, shards = small
+    other = write_shards(archive, "image", tmp_path / "other", image=ImageSpec(size=(16, 16)), budget_bytes=384 * 1024)
+    assert other["shard_rows"] == 16
+    mixed = tmp_path / "mixed"
+    shutil.copytree(shards, mixed)
+    shutil.copy(tmp_path / "other" / "shard-00001.npy", mixed / "shard-00001.npy")  # the same width
+    data, intact = load_sharded(mixed), load_sharded(shards)
+    assert np.array_equal(data.gather(np.arange(8)), intact.gather(np.arange(8)))
+    with pytest.raises(DatasetError, match=r"shard-00001\.npy .* holds \(16, 768\) float32 values, not 8 rows of 768"):
+        data.gather(np.array([8]))
+    np.save(mixed / "shard-00014.npy", np.load(shards / "shard-00014.npy")[:5])  # the last one: 120 - 14 x 8 rows
+    with pytest.raises(DatasetError, match=r"shard-00014\.npy .* \(5, 768\) float32 values, not 8 rows"):
+        data.gather(np.array([119]))
 
 
 @pytest.mark.parametrize("features", ["log_mel", "mfcc", "waveform"])

@@ -121,3 +121,35 @@ def test_a_decoding_that_fails_midway_leaves_no_shards_behind(
     assert not [c for c in info.get("feature_caches", []) if "/shards-" in c]
     assert client.delete(f"/api/v1/datasets/{folder['id']}").status_code == 204
     assert not [p for p in store.rglob("*") if p.is_file() and p.suffix in (".npy", ".json", ".zip")]
+
+
+def test_workers_with_other_budgets_never_share_shards_and_a_damaged_one_is_decoded_again(
+    client: TestClient, folder: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget sizes the shards: a worker with another budget writes (and reads) its own set,
+    never another's files under the same keys; a shard that does not match its set's description
+    is an error naming it, and the next run decodes the set again."""
+    from core.artifacts import get_artifact_store
+    from core.settings import get_settings
+    from ml.data.uploads import DatasetError
+
+    small = resolve(folder, image={"size": [128, 128]})  # the 1 MB budget: 8 rows a shard
+    monkeypatch.setenv("TRAINLAB_WORKER_DATA_MEMORY_MB", "26")
+    get_settings.cache_clear()
+    large = resolve(folder, image={"size": [128, 128]}, stream=True)  # 26 MB: 16 rows a shard
+    assert (small.shard_rows, small.shards, large.shard_rows, large.shards) == (8, 3, 16, 2)
+    assert np.array_equal(large.gather(np.arange(24)), small.gather(np.arange(24)))
+    caches = client.get(f"/api/v1/datasets/{folder['id']}").json()["info"]["feature_caches"]
+    sets = sorted({c.rsplit("/", 1)[0] for c in caches if "/shards-" in c})
+    assert len(sets) == 2 and all(c.rsplit("/", 1)[0] in sets for c in caches if "/shards-" in c)
+
+    # The 26 MB set's first shard replaced by the 1 MB set's (same width, 8 rows instead of 16).
+    store = get_artifact_store()
+    first = next(c for c in caches if c.endswith("/shard-00000.npy") and c.rsplit("/", 1)[0] != sets[0])
+    other = next(c for c in caches if c.endswith("/shard-00000.npy") and c != first)
+    store.put(first, store.get(other))
+    damaged = resolve(folder, image={"size": [128, 128]}, stream=True)
+    with pytest.raises(DatasetError, match=r"shard-00000\.npy .* \(8, 49152\) float32 values, not 16 rows of 49152"):
+        damaged.gather(np.arange(24))
+    again = resolve(folder, image={"size": [128, 128]}, stream=True)  # decoded again
+    assert again.shard_rows == 16 and np.array_equal(again.gather(np.arange(24)), small.gather(np.arange(24)))
