@@ -29,6 +29,7 @@ import yaml
 from ml.reporter import PrintingReporter, Reporter
 from ml.run import run_experiment
 from ml.spec import parse_spec
+from ml.training.distributed import TORCHRUN_MARKER
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda", local) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
+    os.environ[TORCHRUN_MARKER] = "1"  # fit_distributed trains in this group, starts nothing
     dist.init_process_group("nccl" if cuda else "gloo")  # torchrun's variables: env:// rendezvous
     try:
         rank = dist.get_rank()

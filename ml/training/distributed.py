@@ -69,7 +69,14 @@ RANK_ERRORS: dict[str, type[BaseException]] = {
     cls.__name__: cls for cls in (Cancelled, TrainingDiverged, DataError, Pruned, MLError, MemoryError, ValueError)
 }
 StepHook = Any  # an object with ``active() -> context manager`` (ScaledUpdates, Hypergradient)
-_LAUNCHED = threading.Event()  # set while a group that fit_distributed set up lives in this process
+_LAUNCH_LOCK = threading.Lock()  # held while fit_distributed runs a group it launches in this process
+TORCHRUN_MARKER = "TRAINLAB_TORCHRUN"  # set by ml.torchrun: this process is one rank of torchrun's group
+
+
+def under_torchrun() -> bool:
+    """Whether torchrun started this process as one rank of its group (`ml.torchrun` says so, or
+    torchrun's own ``TORCHELASTIC_RUN_ID``), rather than whether some group exists in it."""
+    return bool(os.environ.get(TORCHRUN_MARKER) or os.environ.get("TORCHELASTIC_RUN_ID"))
 
 
 class RankFailed(RuntimeError):
@@ -434,8 +441,8 @@ def fit_distributed(
         ``distributed`` block: processes, backend, devices, batch and rows per process and
         whether all ranks ended with identical weights.
 
-    In a process that already belongs to a process group (started by torchrun, on one host or
-    several: `ml.torchrun`), it starts nothing: every rank of that group calls it with
+    In a process that torchrun started (on one host or several: `ml.torchrun`, which marks it
+    with `TORCHRUN_MARKER`), it starts nothing: every rank of that group calls it with
     the same data and trains its own shard; `reporter` is used on rank 0 only.
 
     Raises:
@@ -453,9 +460,9 @@ def fit_distributed(
         raise ValueError(f"fit_distributed needs at least 2 processes, not {processes}; use fit")
     if spec.batch_size % processes:
         raise MLError(f"train.batch_size {spec.batch_size} is not a multiple of the {processes} processes")
-    if dist.is_initialized() and _LAUNCHED.is_set():  # e.g. a thread pool running two runs in one process
-        raise MLError("this process is already running a data-parallel run; one at a time per process")
-    if dist.is_initialized():  # torchrun started this process as one rank of its group
+    if under_torchrun():
+        if not dist.is_initialized():
+            raise MLError("under torchrun, run the spec with ml.torchrun (it sets up the process group)")
         return _fit_in_group(
             model,
             data,
@@ -469,6 +476,49 @@ def fit_distributed(
             val_class_weights,
             batch_transform,
         )
+    if not _LAUNCH_LOCK.acquire(blocking=False):  # e.g. a thread pool running two runs in one process
+        raise MLError("this process is already running a data-parallel run; one at a time per process")
+    try:
+        if dist.is_initialized():
+            raise MLError(
+                "this process already belongs to a process group that fit_distributed did not set up; "
+                "under torchrun, run the spec with ml.torchrun"
+            )
+        return _launch(
+            model,
+            data,
+            spec,
+            task,
+            reporter,
+            generator,
+            processes=processes,
+            seed=seed,
+            class_weights=class_weights,
+            val_class_weights=val_class_weights,
+            batch_transform=batch_transform,
+            step_hooks=step_hooks,
+        )
+    finally:
+        _LAUNCH_LOCK.release()
+
+
+def _launch(
+    model: nn.Module,
+    data: Tensors,
+    spec: TrainSpec,
+    task: Task,
+    reporter: Reporter,
+    generator: torch.Generator,
+    *,
+    processes: int,
+    seed: int,
+    class_weights: torch.Tensor | None,
+    val_class_weights: torch.Tensor | None,
+    batch_transform: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None,
+    step_hooks: Sequence[StepHook],
+) -> tuple[History, dict[str, Any]]:
+    """`fit_distributed` in a process of its own (a worker's): start ranks 1..N-1, set up the
+    group, train rank 0's shard, tear everything down (under `_LAUNCH_LOCK`)."""
     device = data.X_train.device
     backend, devices = _placement(device, processes)
     shards = shard_rows(len(data.X_train), processes, seed)
@@ -501,7 +551,6 @@ def fit_distributed(
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend, store=store, rank=0, world_size=processes, timeout=COLLECTIVE_TIMEOUT)
-        _LAUNCHED.set()
         owned = True
         rows = shards[0].to(device)
         mine = Tensors(data.X_train[rows], data.y_train[rows], data.X_val, data.y_val)
@@ -527,7 +576,6 @@ def fit_distributed(
     finally:
         if owned:
             dist.destroy_process_group()  # the other ranks' pending collectives fail: they exit
-            _LAUNCHED.clear()
         _end_ranks(ranks)
         torch.set_num_threads(previous_threads)
         shutil.rmtree(run_dir, ignore_errors=True)

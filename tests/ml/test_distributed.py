@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 import yaml
 from pydantic import ValidationError
 from torch import nn
 
-from ml.errors import Cancelled
+from ml.errors import Cancelled, MLError
 from ml.reporter import RecordingReporter
 from ml.run import run_experiment
 from ml.spec import TrainSpec, parse_spec
@@ -188,6 +189,40 @@ def test_an_error_of_rank_zero_itself_keeps_its_type() -> None:
     with pytest.raises(ConnectionError, match="the database went away"):
         train_two(mlp(), DatabaseGone(), SPEC.model_copy(update={"epochs": 500}))
     assert rank_processes() == []
+
+
+class StartsAnother(RecordingReporter):
+    """While its run's ranks start (before their process group exists) it starts a second run in
+    the same process: a thread pool's other run, at the worst moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.second: str | None = None
+
+    def should_stop(self) -> bool:
+        if self.second is None:
+            try:
+                train_two(mlp(), RecordingReporter(), SPEC.model_copy(update={"epochs": 1}))
+                self.second = "it ran"
+            except MLError as exc:
+                self.second = str(exc)
+        return False
+
+
+def test_a_second_run_in_the_same_process_is_refused_even_while_the_first_starts() -> None:
+    reporter = StartsAnother()
+    train_two(mlp(), reporter, SPEC.model_copy(update={"epochs": 1}))
+    assert reporter.second is not None and "already running a data-parallel run" in reporter.second
+    assert rank_processes() == []
+
+
+def test_a_process_group_that_torchrun_did_not_start_is_not_taken_for_torchrun() -> None:
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        with pytest.raises(MLError, match="did not set up"):
+            train_two(mlp(), RecordingReporter())
+    finally:
+        dist.destroy_process_group()
 
 
 def test_a_train_spec_with_two_processes_runs_and_says_so() -> None:
