@@ -88,10 +88,37 @@ class History:
         self.series.setdefault(split, {}).setdefault(name, []).append(value)
 
 
+class WeightedCrossEntropy(nn.CrossEntropyLoss):
+    """Cross-entropy whose weighted mean is over the rows' weights for soft labels too.
+
+    With class weights, `nn.CrossEntropyLoss` divides the sum by the weights of the rows' classes
+    for hard labels, but by the number of rows for probability targets (cutmix's soft labels): the
+    training loss of `balance: class_weight` with cutmix would be on another scale than the
+    validation loss (`evaluate_batches`), which the bias-variance diagnosis compares. Here a soft
+    label's row weighs its probabilities' mix of the class weights (`target @ weight`), so a one-hot
+    soft label gives the hard label's loss."""
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002 (torch's name)
+        if self.weight is None or self.reduction != "mean" or target.ndim != input.ndim:  # hard labels: as torch
+            return super().forward(input, target)
+        total = nn.functional.cross_entropy(
+            input, target, weight=self.weight, reduction="sum", label_smoothing=self.label_smoothing
+        )
+        return total / _row_weights(target, self.weight).sum()
+
+
+def _row_weights(target: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
+    """Each row's weight: its class's (hard labels), its probabilities' mix of them (soft labels)."""
+    if target.ndim == 2:
+        return target.to(class_weights.dtype) @ class_weights
+    return class_weights[target]
+
+
 def loss_function(task: Task, class_weights: torch.Tensor | None = None, reduction: str = "mean") -> nn.Module:
-    """Cross-entropy on logits for classification, mean squared error for regression."""
+    """Cross-entropy on logits for classification (with class weights, the mean over the rows'
+    weights, soft labels included), mean squared error for regression."""
     if task == "classification":
-        return nn.CrossEntropyLoss(weight=class_weights, reduction=reduction)
+        return WeightedCrossEntropy(weight=class_weights, reduction=reduction)
     return nn.MSELoss(reduction=reduction)
 
 
@@ -181,7 +208,7 @@ def evaluate_batches(
     for xb, target in batches:
         out = model(xb)
         total += criterion(fit_shape(out, task), target)
-        weight += class_weights[target].sum() if class_weights is not None else len(target)
+        weight += _row_weights(target, class_weights).sum() if class_weights is not None else len(target)
         metric += _task_metric(task, out, target)
         if keep_outputs:
             outputs.append(out)

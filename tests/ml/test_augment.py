@@ -324,3 +324,31 @@ def test_a_cnn_learns_with_cutmix_soft_labels_and_colour_jitter() -> None:
     accuracy = reporter.series("train", "accuracy")  # scored against each row's larger share
     assert all(0.0 <= a <= 1.0 for a in accuracy) and accuracy[-1] > accuracy[0]
     assert [r["step"] for r in summary["preprocess"]][-1] == "cutmix"
+
+
+def test_class_weighted_loss_of_soft_labels_is_a_mean_over_the_rows_weights() -> None:
+    """`balance: class_weight` with cutmix: the training loss on soft labels is on the scale of the
+    hard-label (and validation) loss, the sum over the rows' weights, not over their number."""
+    from ml.training.loop import evaluate_batches, loss_function
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(12, 3), torch.tensor([0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2])
+    weights = torch.tensor([0.5, 3.0, 2.0])  # the rows weigh 14 in all, not 12
+    criterion = loss_function("classification", weights)
+    hard = criterion(logits, labels)
+    one_hot = criterion(logits, F.one_hot(labels, 3).float())
+    assert torch.allclose(one_hot, hard) and torch.allclose(hard, F.cross_entropy(logits, labels, weight=weights))
+    # Mixed rows weigh their labels' mix of the class weights.
+    soft = torch.softmax(torch.randn(12, 3), dim=1)
+    rows = -(soft * weights * torch.log_softmax(logits, dim=1)).sum(dim=1)
+    assert torch.allclose(criterion(logits, soft), rows.sum() / (soft @ weights).sum())
+    # Evaluation's weighted mean is the same, for hard and soft labels.
+    model = torch.nn.Identity()
+    evaluated, _, _ = evaluate_batches(model, [(logits, labels)], "classification", torch.device("cpu"), weights)
+    assert torch.allclose(evaluated, hard)
+    evaluated, _, _ = evaluate_batches(model, [(logits, soft)], "classification", torch.device("cpu"), weights)
+    assert torch.allclose(evaluated, criterion(logits, soft))
+    # Without weights, or summed, it is torch's loss.
+    assert torch.allclose(loss_function("classification")(logits, soft), F.cross_entropy(logits, soft))
+    summed = loss_function("classification", weights, reduction="sum")(logits, soft)
+    assert torch.allclose(summed, F.cross_entropy(logits, soft, weight=weights, reduction="sum"))
