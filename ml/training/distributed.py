@@ -348,9 +348,9 @@ def _failure(ranks: list[_Rank], world: int, cause: BaseException | None) -> Bas
     return None
 
 
-def _end_ranks(ranks: list[_Rank]) -> None:
-    """Every rank started here has exited when this returns: given `EXIT_GRACE_SECONDS`, then killed."""
-    deadline = time.monotonic() + EXIT_GRACE_SECONDS
+def _end_ranks(ranks: list[_Rank], grace: float) -> None:
+    """Every rank started here has exited when this returns: given `grace` seconds, then killed."""
+    deadline = time.monotonic() + grace
     for rank in ranks:
         with contextlib.suppress(subprocess.TimeoutExpired):
             rank.process.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -545,7 +545,8 @@ def _launch(
             {"batch_transform": batch_transform, "step_hooks": list(step_hooks)},
         )
         store = dist.TCPStore("127.0.0.1", 0, processes, is_master=True, timeout=JOIN_TIMEOUT, wait_for_workers=False)
-        ranks = [_start_rank(run_dir, rank, processes, store.port, threads) for rank in range(1, processes)]
+        for rank in range(1, processes):  # one by one: those started before a failure are ended below
+            ranks.append(_start_rank(run_dir, rank, processes, store.port, threads))
         _wait_for_ranks(store, ranks, reporter)
         torch.set_num_threads(threads)
         if device.type == "cuda":
@@ -576,7 +577,8 @@ def _launch(
     finally:
         if owned:
             dist.destroy_process_group()  # the other ranks' pending collectives fail: they exit
-        _end_ranks(ranks)
+        # Ranks of a group that never formed wait for it until JOIN_TIMEOUT: nothing to wait for.
+        _end_ranks(ranks, EXIT_GRACE_SECONDS if owned else 0.0)
         torch.set_num_threads(previous_threads)
         shutil.rmtree(run_dir, ignore_errors=True)
     identical = len(set(digests)) == 1

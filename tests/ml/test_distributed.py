@@ -156,6 +156,19 @@ def test_a_cancel_stops_every_process_promptly() -> None:
     assert rank_processes() == []
 
 
+class StopAtOnce(RecordingReporter):
+    def should_stop(self) -> bool:
+        return True
+
+
+def test_a_cancel_before_the_group_forms_ends_the_ranks_started() -> None:
+    """The ranks wait for a group that will never form: they are ended at once, none is left."""
+    with pytest.raises(Cancelled, match="while the data-parallel processes started"):
+        spec = SPEC.model_copy(update={"batch_size": 48})
+        fit_distributed(mlp(), blobs(), spec, "classification", StopAtOnce(), torch.Generator(), processes=3, seed=0)
+    assert rank_processes() == []
+
+
 class KillRankOne(RecordingReporter):
     """Kills the other rank with SIGKILL after epoch 2 (an out-of-memory kill, a crash)."""
 
