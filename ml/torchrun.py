@@ -7,7 +7,8 @@ Every process reads the spec and its data (a source every host can read: builtin
 file path; not an uploaded ``dataset/<id>``, which lives on the trainlab server), prepares them
 as a worker does (seeded: the same on every rank) and trains its shard with the others
 (`ml.training.distributed.fit_distributed`, which starts nothing under torchrun). The spec's
-process count (``train.distributed.processes``) must be torchrun's world size. Rank 0 prints the metrics and writes the
+process count (``train.distributed.processes``) must be torchrun's world size (else it exits
+with 2 before training). Rank 0 prints the metrics and writes the
 artifacts and ``summary.json`` to OUT; the other ranks print nothing.
 
 Each process trains on ``cuda:LOCAL_RANK`` when the host has GPUs (NCCL), else on the CPU (gloo).
@@ -40,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     spec = parse_spec(yaml.safe_load(Path(args[0]).read_text()))
     if spec.kind != "train":
         print(f"ml.torchrun runs train specs; this one is {spec.kind}", file=sys.stderr)
+        return 2
+    world = int(os.environ["WORLD_SIZE"])  # what dist.get_world_size() will say (env:// rendezvous)
+    if spec.processes() != world:  # else every rank would train all the rows alone, or fail later
+        print(
+            f"ml.torchrun: the spec asks for {spec.processes()} data-parallel process(es) "
+            f"(train.distributed.processes) and torchrun started {world}; make them equal",
+            file=sys.stderr,
+        )
         return 2
     local = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = torch.cuda.is_available() and spec.train.device != "cpu"

@@ -22,6 +22,7 @@ import yaml
 from pydantic import ValidationError
 from torch import nn
 
+from ml import torchrun
 from ml.errors import Cancelled, MLError
 from ml.reporter import RecordingReporter
 from ml.run import run_experiment
@@ -325,6 +326,20 @@ def test_torchrun_runs_a_train_spec_on_its_processes(tmp_path: Path) -> None:
     assert summary["distributed"]["backend"] == "gloo" and summary["distributed"]["identical_weights"]
     assert summary["epochs_run"] == 3 and (tmp_path / "out" / "model.pt").exists()
     assert done.stdout.count("[train]") == 3  # rank 0 alone prints its epochs
+
+
+def test_torchrun_refuses_a_spec_whose_process_count_is_not_its_world_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Else every rank would train the whole data set alone (a spec without train.distributed)."""
+    spec = {**TRAIN, "train": {"device": "cpu", "distributed": {"processes": 2}}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun --nproc-per-node 1
+    assert torchrun.main([str(tmp_path / "spec.yaml"), str(tmp_path / "out")]) == 2
+    assert "asks for 2 data-parallel process(es) (train.distributed.processes) and torchrun started 1" in (
+        capsys.readouterr().err
+    )
+    assert not dist.is_initialized()
 
 
 def test_the_ranks_exit_when_the_process_that_started_them_is_killed(tmp_path: Path) -> None:
