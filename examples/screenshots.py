@@ -9,15 +9,13 @@ Without Chromium it says so and takes none (the examples still count).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+from examples.browser import CHROMEDRIVER, CHROMIUM, headless_chromium
+
 WIDTH, MAX_HEIGHT = 1280, 2600
 # screenshot name -> the example whose experiment page it shows (None: the list)
 PAGES: dict[str, str | None] = {
@@ -39,32 +37,6 @@ def _eventually(probe: Callable[[], Any], timeout: float = 20) -> Any:
         time.sleep(0.2)
 
 
-def _browser() -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        f"--window-size={WIDTH},1000",
-    ):
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="trainlab-screenshots-")
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=DriverService(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    driver.profile_dir = profile
-    return driver
-
-
 def _settled(driver: Any, page: str) -> None:
     """Wait for the page's data: its rows or charts drawn, its images loaded, animations over."""
     _eventually(lambda: driver.execute_script("return document.readyState") == "complete")
@@ -82,9 +54,8 @@ def capture(url: str, token: str, experiments: dict[str, int], out: Path) -> lis
         print("screenshots: no headless Chromium (apt-get install -y chromium chromium-driver): none taken")
         return []
     out.mkdir(parents=True, exist_ok=True)
-    driver = _browser()
     saved = []
-    try:
+    with headless_chromium(WIDTH, 1000, "--hide-scrollbars", prefix="trainlab-screenshots-") as driver:
         driver.get(f"{url}/login")
         driver.find_element("id", "token").send_keys(token)
         driver.find_element("id", "sign-in").click()
@@ -102,7 +73,4 @@ def capture(url: str, token: str, experiments: dict[str, int], out: Path) -> lis
             driver.save_screenshot(str(path))
             saved.append(path)
             print(f"screenshot {path.relative_to(out.parent.parent) if out.parent.parent in path.parents else path}")
-    finally:
-        driver.quit()
-        shutil.rmtree(driver.profile_dir, ignore_errors=True)
     return saved

@@ -4,15 +4,14 @@ browser skips; in CI it fails."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from examples.browser import CHROMEDRIVER, CHROMIUM, headless_chromium
 from tests.cli.support import live_service
-from tests.dashboard.browser import CHROMEDRIVER, CHROMIUM, sign_in
+from tests.dashboard.browser import sign_in
 from tests.services import Service, unavailable
 from trainlab.client import Client
 
@@ -21,31 +20,8 @@ from trainlab.client import Client
 def browser() -> Iterator[Any]:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         unavailable("headless Chromium is missing: apt-get install -y chromium chromium-driver (make test does)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    profile = tempfile.mkdtemp(prefix="trainlab-chromium-")
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1800",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=DriverService(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    with headless_chromium(1400, 1800) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")
