@@ -94,6 +94,13 @@ function repeat(step) {
   run();
 }
 
+function shortName(path) {
+  // a dotted path's last two parts (optimizer.lr, validation.loss): the run table's and the
+  // parallel coordinates' headers show these, their tooltips all of it
+  const parts = path.split(".");
+  return parts.length > 2 ? parts.slice(-2).join(".") : path;
+}
+
 function scalars(object) {
   return Object.fromEntries(
     Object.entries(object || {}).filter(([, v]) => typeof v === "number" || (v && typeof v === "object" && "mean" in v)),

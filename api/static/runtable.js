@@ -32,8 +32,7 @@ function chosenColumn(id) {
   const [group, ...rest] = id.split(":");
   const key = rest.join(":");
   const field = group === "metric" ? "metrics" : "params";
-  const parts = key.split(".");
-  return { title: key, short: parts.length > 2 ? parts.slice(-2).join(".") : key, value: (e) => (e[field] || {})[key], chosen: group };
+  return { title: key, short: shortName(key), value: (e) => (e[field] || {})[key], chosen: group };
 }
 
 function column(id) {

@@ -135,11 +135,6 @@ function valueColour(t) {
   return `rgb(${mix.join(",")})`;
 }
 
-function shortName(path) {
-  const parts = path.split(".");
-  return parts.length > 2 ? parts.slice(-2).join(".") : path;
-}
-
 function drawParallel(exp, trials, objective) {
   // one vertical axis per parameter plus the objective; one line per complete trial, coloured
   // by its value (dark: best), the best drawn last and thicker
