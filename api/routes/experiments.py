@@ -229,7 +229,7 @@ def run_table_rows(session: Session, experiments: Sequence[Experiment]) -> list[
         ExperimentRow(
             **ExperimentBrief.model_validate(e).model_dump(),
             owner=owners.get(e.owner_id) if e.owner_id is not None else None,
-            metrics=metrics[e.id] or latest_metrics(latest.get(e.id, ())),
+            metrics=metrics[e.id] or latest_metrics(latest[e.id][1] if e.id in latest else ()),
             params=spec_parameters(e.spec),
         )
         for e in experiments

@@ -60,20 +60,12 @@ class MetricRepository:
 
     def latest(self, experiment_id: int) -> tuple[int, builtins.list[tuple[str, str, float]]] | None:
         """The last step an experiment logged and its (split, name, value) rows; None before any."""
-        step = self.session.scalar(select(func.max(Metric.step)).where(Metric.experiment_id == experiment_id))
-        if step is None:
-            return None
-        rows = self.session.execute(
-            select(Metric.split, Metric.name, Metric.value)
-            .where(Metric.experiment_id == experiment_id, Metric.step == step)
-            .order_by(Metric.split, Metric.name)
-        )
-        return step, rows.tuples().all()  # type: ignore[return-value]
+        return self.latest_of([experiment_id]).get(experiment_id)
 
-    def latest_of(self, experiment_ids: Sequence[int]) -> dict[int, builtins.list[tuple[str, str, float]]]:
-        """Each experiment's last logged (split, name, value) rows, for a page of experiments at
-        once: one statement finds every last step (an index probe apiece), one per 100
-        experiments reads those steps' rows. Experiments with no rows are left out."""
+    def latest_of(self, experiment_ids: Sequence[int]) -> dict[int, tuple[int, builtins.list[tuple[str, str, float]]]]:
+        """Each experiment's last logged step and its (split, name, value) rows, for a page of
+        experiments at once: one statement finds every last step (an index probe apiece), one per
+        100 experiments reads those steps' rows. Experiments with no rows are left out."""
         if not experiment_ids:
             return {}
         last_step = (
@@ -84,17 +76,17 @@ class MetricRepository:
         )
         found = self.session.execute(select(Experiment.id, last_step).where(Experiment.id.in_(experiment_ids)))
         pairs = [(experiment_id, step) for experiment_id, step in found.tuples() if step is not None]
-        out: dict[int, builtins.list[tuple[str, str, float]]] = {}
+        out: dict[int, tuple[int, builtins.list[tuple[str, str, float]]]] = {}
         for start in range(0, len(pairs), LATEST_CHUNK):
             chunk = pairs[start : start + LATEST_CHUNK]
             at_last_step = or_(*(and_(Metric.experiment_id == i, Metric.step == step) for i, step in chunk))
             rows = self.session.execute(
-                select(Metric.experiment_id, Metric.split, Metric.name, Metric.value)
+                select(Metric.experiment_id, Metric.step, Metric.split, Metric.name, Metric.value)
                 .where(at_last_step)
                 .order_by(Metric.experiment_id, Metric.split, Metric.name)
             )
-            for experiment_id, split, name, value in rows.tuples():
-                out.setdefault(experiment_id, []).append((split, name, value))
+            for experiment_id, step, split, name, value in rows.tuples():
+                out.setdefault(experiment_id, (step, []))[1].append((split, name, value))
         return out
 
     def series(self, experiment_id: int, *, split: str | None = None, name: str | None = None) -> Sequence[Metric]:
