@@ -134,3 +134,56 @@ def test_a_plot_opens_inline_and_other_files_still_download(client: TestClient) 
         .startswith("attachment;")
     )
     assert client.get(f"{base}/roc.png", params={"inline": "maybe"}).status_code == 422
+
+
+def list_statements(client: TestClient, limit: int, token: str) -> tuple[int, dict[int, dict[str, Any]]]:
+    """How many statements one page of the list runs on the database, and its items."""
+    from sqlalchemy import event
+
+    from core.db import get_engine
+
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        seen.append(statement)
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        answer = client.get(
+            "/api/v1/experiments", params={"limit": limit}, headers={"Authorization": f"Bearer {token}"}
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert answer.status_code == 200, answer.text
+    return len(seen), {item["id"]: item for item in answer.json()["items"]}
+
+
+def test_a_page_of_running_runs_costs_the_same_statements_whatever_its_length(client: TestClient) -> None:
+    """The running runs' metrics come from one statement for every last step and one per
+    LATEST_CHUNK runs for their rows, their owners' names from one: 10 or 100 runs on a page, the
+    same statements (no N+1); one more run than LATEST_CHUNK, one more statement. The runs belong
+    to three users (each may have only so many running) and an admin lists them all."""
+    from core.repositories.results import LATEST_CHUNK
+
+    owners = [client.headers["Authorization"], *(f"Bearer {make_user(name)}" for name in ("second", "third"))]
+    splits = ("train", "validation")
+    for number in range(LATEST_CHUNK + 1):
+        experiment = client.post(
+            "/api/v1/experiments",
+            json={**SPEC, "name": f"live-{number}"},
+            headers={"Authorization": owners[number % len(owners)]},
+        ).json()["id"]
+        run(experiment, rows=[(step, split, "loss", number + 1 / step) for step in (1, 2) for split in splits])
+    admin = make_user("boss", admin=True)
+    list_statements(client, 10, admin)  # anything a token's first request does once
+    counts: dict[int, int] = {}
+    for limit in (10, LATEST_CHUNK, LATEST_CHUNK + 1, 10):
+        counts[limit], shown = list_statements(client, limit, admin)
+        assert len(shown) == limit
+        for item in shown.values():  # every run on the page shows its last step, read by those statements
+            last = int(item["name"].removeprefix("live-")) + 1 / 2
+            assert item["metrics"] == {"train.loss": last, "validation.loss": last}, item
+        assert len({item["owner"] for item in shown.values()}) == len(owners)
+    assert counts[10] == counts[LATEST_CHUNK], counts
+    assert counts[LATEST_CHUNK + 1] == counts[LATEST_CHUNK] + 1, counts
