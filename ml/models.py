@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 
 from ml.spec import ModelSpec
+from ml.spec.model import CNN1D_POOL
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -18,7 +19,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,
     "elu": nn.ELU,
 }
-POOL_1D = 4  # cnn1d pools by 4 after each block (audio is long)
+POOL_1D = CNN1D_POOL  # cnn1d pools by 4 after each block (the spec bounds its activations with it)
 POOLING: dict[str, Callable[[], nn.Module] | None] = {
     "max": lambda: nn.MaxPool2d(2),
     "avg": lambda: nn.AvgPool2d(2),

@@ -69,15 +69,33 @@ class TrainExperimentSpec(ExperimentHeader):
                     "(data.audio.features: waveform) use its shift and time masks only"
                 )
         if self.model.type == "cnn1d":
-            # The front end's output is the largest activation: batch x filters x samples / stride.
-            samples = int((self.data.audio.clip_seconds or 30.0) * self.data.audio.sample_rate)
-            front = self.train.batch_size * self.model.conv_channels[0] * -(-samples // self.model.conv_front_stride)
-            if front > MAX_ACTIVATIONS:
-                raise ValueError(
-                    f"the cnn1d front end's output is {front} values a batch (train.batch_size x channels[0] x "
-                    f"{samples} samples / front_stride); at most {MAX_ACTIVATIONS} on a shared worker: raise "
-                    "model.front_stride, lower data.audio.sample_rate or clip_seconds, or use a smaller batch"
-                )
+            self._cnn1d_fits()
+
+    def _cnn1d_fits(self) -> None:
+        """cnn1d on a raw waveform: its largest block output (a batch of it) and its convolutions'
+        weights are bounded, block by block as the model is built (clips of at most 30 s)."""
+        assert self.data.audio is not None
+        audio, model, batch = self.data.audio, self.model, self.train.batch_size
+        samples = max(1, round((audio.clip_seconds or 30.0) * audio.sample_rate))
+        blocks = model.cnn1d_blocks(samples)
+        block, (filters, length, _) = max(enumerate(blocks), key=lambda b: b[1][0] * b[1][1])
+        values = batch * filters * length
+        if values > MAX_ACTIVATIONS:
+            where = "the front end (block 1)" if block == 0 else f"block {block + 1}"
+            pooling = " or model.pooling max or avg (each block pools by 4)" if model.conv_pooling == "none" else ""
+            raise ValueError(
+                f"the cnn1d's largest activation, the output of {where} of model.channels {model.conv_channels}, "
+                f"is {values} values a batch (train.batch_size {batch} x {filters} channels x {length} samples, of "
+                f"{samples} a clip); at most {MAX_ACTIVATIONS} on a shared worker: use fewer model.channels{pooling}, "
+                "raise model.front_stride, lower data.audio.sample_rate or clip_seconds, or use a smaller batch"
+            )
+        weights = sum(w for _, _, w in blocks)
+        if weights > MAX_DENSE_WEIGHTS:
+            raise ValueError(
+                f"the cnn1d's convolutions hold {weights} weights (in x out channels x kernel, block by block, of "
+                f"model.channels {model.conv_channels}); at most {MAX_DENSE_WEIGHTS} on a shared worker: use fewer "
+                "model.channels or a smaller model.kernel_size"
+            )
 
     @model_validator(mode="after")
     def _data_parallel_fits(self) -> TrainExperimentSpec:

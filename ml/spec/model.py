@@ -22,6 +22,7 @@ DEFAULT_FRONT_KERNEL = 80
 DEFAULT_FRONT_STRIDE = 4
 DEFAULT_KERNEL_SIZE = 3
 DEFAULT_POOLING = "max"
+CNN1D_POOL = 4  # cnn1d pools by 4 after each block (audio is long)
 
 
 class ModelSpec(StrictModel):
@@ -135,3 +136,20 @@ class ModelSpec(StrictModel):
     def conv_front_stride(self) -> int:
         """cnn1d: the front end's stride, in samples."""
         return self.front_stride if self.front_stride is not None else DEFAULT_FRONT_STRIDE
+
+    def cnn1d_blocks(self, length: int, inputs: int = 1) -> list[tuple[int, int, int]]:
+        """cnn1d over sequences of `length` samples in `inputs` channels, block by block as
+        `ml.models` builds it: (filters, the length of the block's output before its pooling, the
+        weights of its convolution)."""
+        stride, front = min(self.conv_front_stride, length), min(self.conv_front_kernel, length)
+        blocks = []
+        for i, filters in enumerate(self.conv_channels):
+            if i == 0:  # the strided front end
+                kernel, length = front, (length + 2 * (front // 2) - front) // stride + 1
+            else:  # odd kernels, padded: the length stays
+                kernel = self.conv_kernel_size
+            blocks.append((filters, length, inputs * filters * kernel))
+            if self.conv_pooling != "none" and length >= CNN1D_POOL:
+                length //= CNN1D_POOL
+            inputs = filters
+        return blocks

@@ -19,6 +19,15 @@ def spec(model: dict, preprocess: list | None = None) -> dict:
         (spec({"type": "cnn"}), "a raw waveform (data.audio.features: waveform) needs type cnn1d"),
         (spec({"type": "cnn1d"}, [{"step": "spec_augment", "noise": 3}]), "gain_db and noise are in dB"),
         (spec({"type": "cnn", "front_kernel": 40}), "front_kernel applies to type 'cnn1d' only"),
+        (  # 30 s at 22,050 Hz: a small front end, then 4096 unpooled channels (2.2e10 values a batch)
+            {
+                "name": "raw",
+                "data": {"source": "dataset/1", "audio": {"features": "waveform", "clip_seconds": 30}},
+                "model": {"type": "cnn1d", "channels": [1, 4096, 4096], "pooling": "none"},
+                "train": {"batch_size": 32},
+            },
+            "the output of block 2 of model.channels [1, 4096, 4096], is 21676163072 values a batch",
+        ),
     ],
 )
 def test_waveform_spec_combinations_are_422(client: TestClient, body: dict, words: str) -> None:

@@ -127,7 +127,26 @@ def _waveform_spec(model: dict, **extra: object) -> dict:
                 "model": {"type": "cnn1d", "front_stride": 1},
                 "train": {"batch_size": 64},
             },
-            "the cnn1d front end's output is 1354752000 values a batch",
+            r"the output of the front end \(block 1\) of model.channels \[32, 32, 64, 64\], is 1354754048 values",
+        ),
+        (  # the front end is small; the later blocks, unpooled, are not
+            {
+                "name": "w",
+                "data": {"source": "dataset/1", "audio": {"features": "waveform", "clip_seconds": 30}},
+                "model": {"type": "cnn1d", "channels": [1, 4096, 4096], "pooling": "none"},
+                "train": {"batch_size": 32},
+            },
+            r"the output of block 2 of model.channels \[1, 4096, 4096\], is 21676163072 values a batch "
+            r"\(train.batch_size 32 x 4096 channels x 165376 samples, of 661500 a clip\); at most 67108864 on a "
+            r"shared worker: use fewer model.channels or model.pooling max or avg",
+        ),
+        (
+            _waveform_spec(
+                {"type": "cnn1d", "channels": [4096, 4096, 4096], "kernel_size": 5, "front_stride": 256},
+                train={"batch_size": 1},
+            ),
+            r"the cnn1d's convolutions hold 168099840 weights .* at most 80000000 on a shared worker: use fewer "
+            r"model.channels or a smaller model.kernel_size",
         ),
         (_waveform_spec({"type": "resnet", "channels": [8]}), "channels applies to types 'cnn' and 'cnn1d' only"),
     ],
@@ -135,6 +154,33 @@ def _waveform_spec(model: dict, **extra: object) -> dict:
 def test_spec_combinations_a_waveform_cannot_run_are_refused(spec: dict, words: str) -> None:
     with pytest.raises(ValidationError, match=words):
         parse_spec(spec)
+
+
+def test_the_spec_bounds_the_blocks_the_model_builds() -> None:
+    """`ModelSpec.cnn1d_blocks` (the submission's bound) says each block's output length and
+    convolution weights as `build_model` makes them, pooled or not, odd and even front kernels."""
+    for model, samples in [
+        ({"type": "cnn1d"}, 8000),
+        ({"type": "cnn1d", "channels": [8, 16, 4], "pooling": "none", "front_kernel": 7, "front_stride": 3}, 1001),
+        ({"type": "cnn1d", "channels": [4, 4, 4, 4], "kernel_size": 5, "front_kernel": 64, "front_stride": 8}, 300),
+    ]:
+        spec = ModelSpec.model_validate(model)
+        net = build_model(spec, samples, 3, (1, 1, samples))
+        convs = [m for m in net.modules() if isinstance(m, nn.Conv1d)]
+        lengths: list[int] = []
+        for conv in convs:
+            conv.register_forward_hook(lambda _m, _i, out, seen=lengths: seen.append(out.shape[-1]))
+        net.eval()(torch.zeros(2, samples))
+        built = [(c.out_channels, n, c.weight.numel()) for c, n in zip(convs, lengths, strict=True)]
+        assert spec.cnn1d_blocks(samples) == built
+
+
+def test_the_shipped_waveform_example_fits() -> None:
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "tp2-genres-waveform.yaml"
+    spec = parse_spec(yaml.safe_load(path.read_text()))
+    assert spec.model.type == "cnn1d"  # type: ignore[union-attr]
 
 
 def test_waveform_specs_that_fit_are_accepted_and_round_trip() -> None:
