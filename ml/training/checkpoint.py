@@ -59,6 +59,16 @@ def pack(
     return buffer.getvalue()
 
 
+def with_random_states(raw: bytes, states: Any) -> bytes:
+    """The checkpoint `raw` with its random states (the generator's, torch's) replaced by
+    ``states(epoch)``: a data-parallel rank other than 0 resumes its own streams, not rank 0's."""
+    state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    state["generator"], state["torch_rng"] = states(int(state["epoch"]))
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
 def restore(
     raw: bytes,
     model: torch.nn.Module,

@@ -13,6 +13,8 @@ the data, a worker's task process):
 - Every rank trains its own shard (all shards have the same number of rows, so every rank runs
   the same number of batches) with ``batch_size / N`` rows a step: DDP averages the gradients, so
   a step sees the spec's ``batch_size`` rows in all, as a single process does.
+- Ranks 1..N-1 draw random numbers of their own (`RankStreams`): dropout masks, shuffles and
+  augmentation differ from rank 0's, and a resumed run draws as the uninterrupted one.
 - Only rank 0 talks to the run's reporter: metrics, logs, checkpoints (saving one involves no
   other rank) and, in a worker, the lease. Decisions that all ranks must take together are
   agreed: stopping (cancel, time limit, interrupt) is an all-reduce of rank 0's flag at each
@@ -48,6 +50,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import cloudpickle
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -57,12 +60,14 @@ from ml.errors import Cancelled, DataError, MLError, Pruned, TrainingDiverged
 from ml.reporter import Reporter
 from ml.spec import TrainSpec
 from ml.spec.base import Task
+from ml.training import checkpoint
 from ml.training.loop import History, Tensors, fit
 
 STOP_CHECK_EVERY = 8  # batches between two agreements on stopping (besides each epoch's first)
 JOIN_TIMEOUT = timedelta(minutes=5)  # the ranks start Python, import torch and connect
 COLLECTIVE_TIMEOUT = timedelta(minutes=10)  # a rank that stops answering fails the run after this
 EXIT_GRACE_SECONDS = 30.0  # what the ranks get to exit after the run, before they are killed
+RANK_SEED_STRIDE = 1_000_003  # rank r > 0 starts from seed + r x this: its own dropout, shuffles, augmentation
 JOINED = "trainlab/joined"  # TCPStore counter: ranks that loaded their data and are connecting
 # The errors a rank may report that mean the same thing on rank 0 (the run's outcome).
 RANK_ERRORS: dict[str, type[BaseException]] = {
@@ -94,12 +99,40 @@ class DataParallelModel(DistributedDataParallel):
         return self.module.load_state_dict(state_dict, strict=strict, assign=assign)
 
 
+class RankStreams:
+    """The random streams of rank `rank` > 0 (its generator, torch's and numpy's global ones), its
+    own so that its dropout masks, shuffles and augmentation are not rank 0's: seeded with
+    ``seed + RANK_SEED_STRIDE * rank`` before training and re-seeded after every epoch from (seed,
+    rank, epoch). A run resumed after epoch e thus draws on every rank as the uninterrupted run
+    did (rank 0 restores its own generator from the checkpoint, the other ranks re-seed)."""
+
+    def __init__(self, generator: torch.Generator, seed: int, rank: int) -> None:
+        self.generator, self.base, self.rank = generator, seed, rank
+
+    def seed(self, epoch: int) -> None:
+        """The streams from after epoch `epoch` on (0: before training)."""
+        if epoch == 0:
+            value = self.base + RANK_SEED_STRIDE * self.rank
+        else:
+            digest = hashlib.sha256(f"{self.base}/{self.rank}/{epoch}".encode()).digest()
+            value = int.from_bytes(digest[:8], "little") >> 1
+        self.generator.manual_seed(value)
+        torch.manual_seed(value)
+        np.random.seed(value % 2**32)
+
+    def states(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The generator's and torch's states after epoch `epoch` (what a checkpoint holds)."""
+        self.seed(epoch)
+        return self.generator.get_state(), torch.get_rng_state()
+
+
 class RankReporter(Reporter):
     """What `fit` sees on a rank: rank 0 forwards to the run's reporter (`inner`), the other
     ranks' hooks do nothing; stopping and the checkpoint to resume from are agreed by all."""
 
-    def __init__(self, inner: Reporter | None, device: torch.device) -> None:
+    def __init__(self, inner: Reporter | None, device: torch.device, streams: RankStreams | None = None) -> None:
         self.inner, self.device = inner, device
+        self.streams = streams  # a rank > 0's own random streams
         self.requested = False  # rank 0's reporter asked to stop (not yet agreed)
         self._calls = 0
         self._check_next = True  # the first batch of every epoch checks
@@ -117,6 +150,8 @@ class RankReporter(Reporter):
 
     def on_epoch_end(self, step: int, metrics: Mapping[str, Mapping[str, float]]) -> None:
         self._check_next = True
+        if self.streams is not None:
+            self.streams.seed(step)
         if self.inner is not None:
             self.inner.on_epoch_end(step, metrics)
 
@@ -139,7 +174,10 @@ class RankReporter(Reporter):
     def load_checkpoint(self) -> bytes | None:
         box = [self.inner.load_checkpoint() if self.inner is not None else None]
         dist.broadcast_object_list(box, src=0, device=self.device)
-        return box[0]
+        if box[0] is None or self.streams is None:
+            return box[0]
+        # Rank 0's random states are in it: this rank resumes its own, as they were after that epoch.
+        return checkpoint.with_random_states(box[0], self.streams.states)
 
 
 def mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
@@ -177,6 +215,7 @@ def train_rank(
     reporter: Reporter | None,
     generator: torch.Generator,
     *,
+    seed: int,
     class_weights: torch.Tensor | None = None,
     val_class_weights: torch.Tensor | None = None,
     batch_transform: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None,
@@ -184,10 +223,16 @@ def train_rank(
 ) -> tuple[History, list[str]]:
     """One rank's part, in a process group already set up: `fit` on a DDP-wrapped `model` and
     this rank's rows (`spec.batch_size` is the rank's share). `reporter`: the run's on rank 0,
-    None on the others. `step_hooks` are entered here (rank 0's host enters its own).
+    None on the others. `step_hooks` are entered here (rank 0's host enters its own). `seed`:
+    the run's; ranks > 0 seed `generator` and the global streams from it (`RankStreams`), rank 0
+    keeps the caller's.
 
     Returns the history and every rank's `weights_digest` after training, by rank."""
     device = data.X_train.device
+    rank = dist.get_rank()
+    streams = RankStreams(generator, seed, rank) if rank > 0 else None
+    if streams is not None:
+        streams.seed(0)
     wrapped = DataParallelModel(model, device_ids=[device.index] if device.type == "cuda" else None)
     try:
         with contextlib.ExitStack() as hooks:
@@ -198,7 +243,7 @@ def train_rank(
                 data,
                 spec,
                 task,
-                RankReporter(reporter, device),
+                RankReporter(reporter, device, streams),
                 generator,
                 class_weights=class_weights,
                 val_class_weights=val_class_weights,
@@ -393,6 +438,7 @@ def _fit_in_group(
         task,
         reporter if rank == 0 else None,
         generator,
+        seed=seed,
         class_weights=class_weights,
         val_class_weights=val_class_weights,
         batch_transform=batch_transform,
@@ -563,6 +609,7 @@ def _launch(
                 task,
                 reporter,
                 generator,
+                seed=seed,
                 class_weights=class_weights,
                 val_class_weights=val_class_weights,
                 batch_transform=batch_transform,

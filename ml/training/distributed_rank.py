@@ -17,7 +17,6 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -50,10 +49,7 @@ def run_rank(run_dir: Path, rank: int, world: int, address: str, port: int) -> N
     shard = torch.load(run_dir / f"shard{rank}.pt", map_location=device, weights_only=True)
     # Written by rank 0 into a private folder for this run: the model, batch transform and hooks.
     objects = torch.load(run_dir / "objects.pt", map_location=device, weights_only=False)
-    seed = int(job["seed"])
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator()  # train_rank seeds it and the global streams for this rank
     store = dist.TCPStore(address, port, world, is_master=False, timeout=JOIN_TIMEOUT)
     store.add(JOINED, 1)
     dist.init_process_group(job["backend"], store=store, rank=rank, world_size=world, timeout=COLLECTIVE_TIMEOUT)
@@ -64,6 +60,7 @@ def run_rank(run_dir: Path, rank: int, world: int, address: str, port: int) -> N
         job["task"],
         None,
         generator,
+        seed=int(job["seed"]),
         class_weights=data["class_weights"],
         val_class_weights=data["val_weights"],
         batch_transform=objects["batch_transform"],

@@ -148,6 +148,30 @@ def test_resume_from_a_checkpoint_ends_as_the_uninterrupted_run(two_processes: t
     assert rank_processes() == []
 
 
+def test_every_process_draws_its_own_random_numbers(tmp_path: Path) -> None:
+    """Dropout masks, shuffles and augmentation differ between the ranks: each has its streams."""
+
+    class Record:  # a batch transform (augmentation) that writes down its draws, on every rank
+        def __init__(self, folder: str) -> None:
+            self.folder = folder
+
+        def __call__(self, xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator) -> tuple:
+            with open(f"{self.folder}/rank{torch.distributed.get_rank()}", "a") as out:
+                out.write(f"{torch.rand(1).item()} {torch.rand(1, generator=generator).item()}\n")
+            return xb, yb
+
+    torch.manual_seed(0)  # rank 0's global stream, as a run seeds it
+    spec = SPEC.model_copy(update={"epochs": 2})
+    fit_distributed(
+        mlp(), blobs(), spec, "classification", RecordingReporter(), torch.Generator().manual_seed(0),
+        processes=2, seed=0, batch_transform=Record(str(tmp_path)),
+    )  # fmt: skip
+    draws = [[line.split() for line in (tmp_path / f"rank{r}").read_text().splitlines()] for r in (0, 1)]
+    assert len(draws[0]) == len(draws[1]) == 2 * 192 // 16
+    for stream in (0, 1):  # torch's global one (dropout), the run's generator (shuffles, augmentation)
+        assert not {d[stream] for d in draws[0]} & {d[stream] for d in draws[1]}
+
+
 def test_a_cancel_stops_every_process_promptly() -> None:
     reporter = StopAfter(2)
     spec = SPEC.model_copy(update={"epochs": 500})
