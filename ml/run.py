@@ -144,7 +144,8 @@ def run_train(
     split = split_dataset(data, s.test, s.validation, s.stratify, spec.seed, s.folds, s.fold)
     deduplicated = None
     dedup = next((step for step in spec.preprocess if step.step == "deduplicate"), None)
-    if dedup is not None and dedup.across_splits and isinstance(data, Dataset):  # type: ignore[attr-defined]
+    if dedup is not None and dedup.across_splits:  # type: ignore[attr-defined]
+        assert isinstance(data, Dataset)  # a sharded data set refuses deduplicate (check_streamable, above)
         split, deduplicated = drop_cross_split_duplicates(data, split, dedup.tolerance, dedup.same_label)  # type: ignore[attr-defined]
     split = training_rows(split, data, spec.data, spec.seed)  # few-shot cap, ensemble member's sample
     if isinstance(data, ShardedDataset):

@@ -110,8 +110,9 @@ def _sample(rows: np.ndarray, cap: int, seed: int) -> np.ndarray:
 
 
 def streamed_inputs(spec: TrainExperimentSpec, data: ShardedDataset, split: Split, device: torch.device) -> RunInputs:
-    """The `RunInputs` of a sharded data set: nothing but labels, digests and a shard or two in memory."""
-    check_streamable(spec, data)
+    """The `RunInputs` of a sharded data set: nothing but labels, digests and a shard or two in memory.
+
+    The caller has refused what a streamed run cannot do (`check_streamable`) before splitting."""
     streamed = data.describe_budget()
     y_train = data.y[split.train]
 

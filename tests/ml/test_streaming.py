@@ -205,6 +205,7 @@ def test_streamed_scaling_statistics_match_the_whole_matrix(small: tuple[Path, P
         ([{"step": "pca", "n_components": 5}], {}, "preprocess step pca is fitted on every training row in memory"),
         ([{"step": "balance", "method": "smote"}], {}, "balance smote is fitted on every training row"),
         ([{"step": "deduplicate"}], {}, "deduplicate compares every row"),
+        ([{"step": "deduplicate", "across_splits": True}], {}, "deduplicate compares every row"),  # before the split
         ([], {"lr_range_test": {}}, "lr_range_test sweeps batches of rows held in memory"),
         ([], {"distributed": {"processes": 2}}, "data-parallel training .* needs the data set in memory"),
     ],
