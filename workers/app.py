@@ -38,6 +38,16 @@ def _check_schema(**_: Any) -> None:
         raise SystemExit(f"trainlab worker: {exc}") from exc
 
 
+@worker_init.connect
+def _sweep_data_parallel_folders(**_: Any) -> None:
+    """Remove the folders (users' training rows) that data-parallel runs of a worker killed with
+    SIGKILL left in the temporary directory: those whose owner process is gone."""
+    from ml.training import run_folders
+
+    for path in run_folders.sweep():
+        log.warning("removed %s, left by a data-parallel run whose process is gone", path)
+
+
 @worker_process_init.connect
 def _init_worker_process(**_: Any) -> None:
     """In each forked worker process: limit torch's threads (processes x threads <= cores) and

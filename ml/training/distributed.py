@@ -40,7 +40,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -60,7 +59,7 @@ from ml.errors import Cancelled, DataError, MLError, Pruned, TrainingDiverged
 from ml.reporter import Reporter
 from ml.spec import TrainSpec
 from ml.spec.base import Task
-from ml.training import checkpoint
+from ml.training import checkpoint, run_folders
 from ml.training.loop import History, Tensors, fit
 
 STOP_CHECK_EVERY = 8  # batches between two agreements on stopping (besides each epoch's first)
@@ -328,6 +327,7 @@ def _start_rank(run_dir: Path, rank: int, world: int, port: int, threads: int) -
         "MASTER_ADDR": "127.0.0.1",
         "MASTER_PORT": str(port),
         "OMP_NUM_THREADS": str(threads),
+        run_folders.PARENT_ENV: str(os.getpid()),  # the rank exits (and removes run_dir) once it is gone
         "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
     }
     log = (run_dir / f"rank{rank}.log").open("wb")
@@ -571,7 +571,7 @@ def _launch(
     rank_spec = spec.model_copy(update={"batch_size": spec.batch_size // processes})
     threads = max(1, torch.get_num_threads() // processes)  # the worker's share of the cores, split
     previous_threads = torch.get_num_threads()
-    run_dir = Path(tempfile.mkdtemp(prefix="trainlab-ddp-"))
+    run_dir = run_folders.create()
     ranks: list[_Rank] = []
     owned = False  # this call set up the process group
     try:

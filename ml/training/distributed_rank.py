@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -21,19 +22,27 @@ import torch
 import torch.distributed as dist
 
 from ml.spec import TrainSpec
+from ml.training import run_folders
 from ml.training.distributed import COLLECTIVE_TIMEOUT, JOIN_TIMEOUT, JOINED, train_rank
 from ml.training.loop import Tensors
 
 
-def _exit_with_parent() -> None:
-    """A rank never outlives the process that started it (a worker killed with SIGKILL)."""
-    parent = os.getppid()
+def _parent_gone() -> bool:
+    """The process that started this rank (its pid in the environment, so that a parent gone
+    before this rank ran is noticed too) is gone: this rank was handed to another parent."""
+    return os.getppid() != int(os.environ[run_folders.PARENT_ENV])
+
+
+def _exit_with_parent(run_dir: Path) -> None:
+    """A rank never outlives the process that started it (a worker killed with SIGKILL), and
+    removes the run's folder (users' training rows) that the parent could not."""
 
     def watch() -> None:
         while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
+            if _parent_gone():
+                shutil.rmtree(run_dir, ignore_errors=True)
                 os._exit(3)
+            time.sleep(1.0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
@@ -74,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m ml.training.distributed_rank FOLDER (started by fit_distributed)", file=sys.stderr)
         return 2
     run_dir, rank = Path(args[0]), int(os.environ["RANK"])
-    _exit_with_parent()
+    _exit_with_parent(run_dir)
     try:
         run_rank(
             run_dir, rank, int(os.environ["WORLD_SIZE"]), os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
@@ -84,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         error = {"type": type(exc).__name__, "message": str(exc)}
         (run_dir / f"rank{rank}.error.json").write_text(json.dumps(error))
+        # A parent killed with SIGKILL breaks the collectives as it dies, often before this rank
+        # is handed to another parent: look again for a moment (the watch looks every second).
+        for _ in range(10):
+            if _parent_gone():
+                shutil.rmtree(run_dir, ignore_errors=True)
+                break
+            time.sleep(0.1)
         return 1
     finally:
         if dist.is_initialized():

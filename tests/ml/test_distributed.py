@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -392,6 +393,8 @@ fit_distributed(mlp(), blobs(), SPEC.model_copy(update={{"epochs": 5000}}), "cla
             time.sleep(0.2)
         ranks = [pid for pid in all_rank_processes() if parent_of(pid) == worker.pid]
         assert len(ranks) == 1
+        folders = list(Path(tempfile.gettempdir()).glob(f"trainlab-ddp-{worker.pid}-*"))
+        assert len(folders) == 1 and folders[0].stat().st_mode & 0o777 == 0o700  # the users' rows in it
     finally:
         worker.kill()
         worker.wait()
@@ -399,6 +402,7 @@ fit_distributed(mlp(), blobs(), SPEC.model_copy(update={{"epochs": 5000}}), "cla
     while alive(ranks[0]):
         assert time.monotonic() < deadline, "the rank outlived its parent by 60 s"
         time.sleep(0.2)
+    assert not folders[0].exists()  # the rank removed what its killed parent could not
 
 
 def parent_of(pid: int) -> int:
