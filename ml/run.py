@@ -184,35 +184,21 @@ def run_train(
         gpu_telemetry(device) as telemetry,
     ):
         distributed = None
+        fit_args = (model, inputs.fit_data, spec.train, data.task, reporter, generator)
+        fit_options: dict[str, Any] = {
+            "class_weights": class_weights,
+            "val_class_weights": val_class_weights,
+            "batch_transform": pipeline.batch_transform,
+        }
         if spec.processes() > 1:  # train.distributed: one process per GPU (resources.gpus), or CPU processes
             from ml.training.distributed import fit_distributed
 
+            hooks = [hook for hook in (init.scaled, hypergradient) if hook is not None]
             history, distributed = fit_distributed(
-                model,
-                inputs.fit_data,
-                spec.train,
-                data.task,
-                reporter,
-                generator,
-                processes=spec.processes(),
-                seed=spec.seed,
-                class_weights=class_weights,
-                val_class_weights=val_class_weights,
-                batch_transform=pipeline.batch_transform,
-                step_hooks=[hook for hook in (init.scaled, hypergradient) if hook is not None],
+                *fit_args, processes=spec.processes(), seed=spec.seed, step_hooks=hooks, **fit_options
             )
         else:
-            history = fit(
-                model,
-                inputs.fit_data,
-                spec.train,
-                data.task,
-                reporter,
-                generator,
-                class_weights=class_weights,
-                val_class_weights=val_class_weights,
-                batch_transform=pipeline.batch_transform,
-            )
+            history = fit(*fit_args, **fit_options)
     training_seconds = time.perf_counter() - fit_started
 
     reporter.save_artifact("model.pt", state_dict_bytes(model), "application/octet-stream")

@@ -206,6 +206,40 @@ def shard_rows(n: int, processes: int, seed: int) -> list[torch.Tensor]:
     return [order[rank::processes] for rank in range(processes)]
 
 
+def _split(data: Tensors, spec: TrainSpec, processes: int, seed: int) -> tuple[list[torch.Tensor], TrainSpec]:
+    """Each rank's training rows (`shard_rows`) and the spec every rank trains with (its share of
+    the batch)."""
+    return shard_rows(len(data.X_train), processes, seed), spec.model_copy(
+        update={"batch_size": spec.batch_size // processes}
+    )
+
+
+def _rank_data(data: Tensors, rows: torch.Tensor) -> Tensors:
+    """A rank's data: its training rows, and all the validation rows."""
+    rows = rows.to(data.X_train.device)
+    return Tensors(data.X_train[rows], data.y_train[rows], data.X_val, data.y_val)
+
+
+def _report(
+    shards: list[torch.Tensor],
+    rank_spec: TrainSpec,
+    backend: str,
+    devices: Sequence[object],
+    digests: list[str],
+    launcher: str,
+) -> dict[str, Any]:
+    """The summary's ``distributed`` block."""
+    return {
+        "processes": len(shards),
+        "backend": backend,
+        "devices": [str(d) for d in devices],
+        "batch_size_per_process": rank_spec.batch_size,
+        "rows_per_process": len(shards[0]),
+        "identical_weights": len(set(digests)) == 1,
+        "launcher": launcher,
+    }
+
+
 def train_rank(
     model: nn.Module,
     data: Tensors,
@@ -311,9 +345,8 @@ def _write_job(
     (run_dir / "job.json").write_text(json.dumps({**job, "train": spec.model_dump(mode="json")}))
     torch.save({k: None if v is None else v.detach().cpu() for k, v in tensors.items()}, run_dir / "data.pt")
     for rank in range(1, len(shards)):
-        rows = shards[rank].to(data.X_train.device)
-        part = {"X_train": data.X_train[rows].cpu(), "y_train": data.y_train[rows].cpu()}
-        torch.save(part, run_dir / f"shard{rank}.pt")
+        part = _rank_data(data, shards[rank])
+        torch.save({"X_train": part.X_train.cpu(), "y_train": part.y_train.cpu()}, run_dir / f"shard{rank}.pt")
     torch.save({"model": model, **objects}, run_dir / "objects.pt", pickle_module=cloudpickle)
 
 
@@ -427,13 +460,10 @@ def _fit_in_group(
             f"the spec asks for {processes} data-parallel processes and torchrun started {world}; make them equal "
             "(train.distributed.processes)"
         )
-    device = data.X_train.device
-    shards = shard_rows(len(data.X_train), world, seed)
-    rows = shards[rank].to(device)
-    rank_spec = spec.model_copy(update={"batch_size": spec.batch_size // world})
+    shards, rank_spec = _split(data, spec, world, seed)
     history, digests = train_rank(
         model,
-        Tensors(data.X_train[rows], data.y_train[rows], data.X_val, data.y_val),
+        _rank_data(data, shards[rank]),
         rank_spec,
         task,
         reporter if rank == 0 else None,
@@ -444,17 +474,8 @@ def _fit_in_group(
         batch_transform=batch_transform,
     )
     devices: list[Any] = [None] * world
-    dist.all_gather_object(devices, str(device))
-    report = {
-        "processes": world,
-        "backend": str(dist.get_backend()),
-        "devices": [str(d) for d in devices],
-        "batch_size_per_process": rank_spec.batch_size,
-        "rows_per_process": len(shards[0]),
-        "identical_weights": len(set(digests)) == 1,
-        "launcher": "torchrun",
-    }
-    return history, report
+    dist.all_gather_object(devices, str(data.X_train.device))
+    return history, _report(shards, rank_spec, str(dist.get_backend()), devices, digests, "torchrun")
 
 
 def fit_distributed(
@@ -567,8 +588,7 @@ def _launch(
     group, train rank 0's shard, tear everything down (under `_LAUNCH_LOCK`)."""
     device = data.X_train.device
     backend, devices = _placement(device, processes)
-    shards = shard_rows(len(data.X_train), processes, seed)
-    rank_spec = spec.model_copy(update={"batch_size": spec.batch_size // processes})
+    shards, rank_spec = _split(data, spec, processes, seed)
     threads = max(1, torch.get_num_threads() // processes)  # the worker's share of the cores, split
     previous_threads = torch.get_num_threads()
     run_dir = run_folders.create()
@@ -599,12 +619,10 @@ def _launch(
             torch.cuda.set_device(device)
         dist.init_process_group(backend, store=store, rank=0, world_size=processes, timeout=COLLECTIVE_TIMEOUT)
         owned = True
-        rows = shards[0].to(device)
-        mine = Tensors(data.X_train[rows], data.y_train[rows], data.X_val, data.y_val)
         try:
             history, digests = train_rank(
                 model,
-                mine,
+                _rank_data(data, shards[0]),
                 rank_spec,
                 task,
                 reporter,
@@ -628,16 +646,7 @@ def _launch(
         _end_ranks(ranks, EXIT_GRACE_SECONDS if owned else 0.0)
         torch.set_num_threads(previous_threads)
         shutil.rmtree(run_dir, ignore_errors=True)
-    identical = len(set(digests)) == 1
-    if not identical:
+    report = _report(shards, rank_spec, backend, devices, digests, "worker")
+    if not report["identical_weights"]:
         reporter.log(f"the data-parallel processes ended with different weights: {digests}; the result is rank 0's")
-    report = {
-        "processes": processes,
-        "backend": backend,
-        "devices": [str(d) for d in devices],
-        "batch_size_per_process": rank_spec.batch_size,
-        "rows_per_process": len(shards[0]),
-        "identical_weights": identical,
-        "launcher": "worker",
-    }
     return history, report
