@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from celery import Celery
 
+import core.broker  # noqa: F401  (filesystem:// publishes atomically: core/broker.py)
 from core.resources import CPU_QUEUE, DEFAULT_QUEUE, gpu_queue
 from core.settings import Settings, get_settings
 
