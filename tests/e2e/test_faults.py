@@ -8,7 +8,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -169,21 +168,13 @@ def test_one_users_big_fanout_does_not_starve_anothers_run(lab) -> None:
     while (mine := other.get(f"/api/v1/experiments/{single['id']}").json())["status"] != "succeeded":
         assert time.monotonic() < deadline, mine
         time.sleep(0.3)
-    # Bob's run started while the big one went on, ahead of some of its children (which started
-    # after it or still wait): it did not wait for the whole fan-out. Compared by start times, not
-    # by what is still queued when it ends (on a loaded machine the fan-out may be done by then).
-    bob_started = datetime.fromisoformat(mine["started_at"])
     parent = service.http.get(f"/api/v1/experiments/{search['id']}").json()
-    assert parent["finished_at"] is None or datetime.fromisoformat(parent["finished_at"]) > bob_started
-    later = [
-        c
-        for c in parent["children"]
-        if c["status"] == "queued" or (c["started_at"] and datetime.fromisoformat(c["started_at"]) > bob_started)
-    ]
-    assert len(later) >= len(parent["children"]) // 2, [(c["status"], c["started_at"]) for c in parent["children"]]
+    assert parent["status"] == "running"  # bob's run started and finished while the big one went on
+    queued_children = [c for c in parent["children"] if c["status"] == "queued"]
+    assert queued_children  # ... with most of its children still waiting their turn
     service.http.post(f"/api/v1/experiments/{search['id']}/cancel")
     final = service.wait_for(search["id"], ("cancelled", "succeeded", "failed"), timeout=120)
-    assert final["status"] in ("cancelled", "succeeded")
+    assert final["status"] == "cancelled"
 
 
 SEARCH = {
